@@ -1,0 +1,1 @@
+"""alerts layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""emulate layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""eql layer (see docs/architecture.md)."""
