@@ -40,7 +40,9 @@ class CompiledFilter:
     followed by the filter's own ``by`` keys). ``missing`` marks a sequence's ``![…]`` stage.
     ``literals`` is a conservative push-down hint: strings of which at least one must occur
     (as a substring of the raw JSON text, case-sensitively) in any document this filter can
-    match, or ``None`` when no such set is known.
+    match, or ``None`` when no such set is known. The strings assume the JSON writer escapes
+    only what it must: a line containing ``\\u`` or ``\\/`` escapes can spell a literal
+    differently, so never skip such a line — use :func:`line_may_match`, which applies this rule.
     """
 
     predicate: Predicate
@@ -80,6 +82,29 @@ class SequencePlan:
 
 
 Plan = EventPlan | SamplePlan | SequencePlan
+
+#: A raw line containing one of these escapes may spell a literal differently (``\u0061``, ``\/``).
+LITERAL_GUARDS: tuple[bytes, ...] = (b"\\u", b"\\/")
+
+
+def literal_needles(literals: frozenset[str] | None) -> tuple[bytes, ...] | None:
+    """``CompiledFilter.literals`` as UTF-8 byte strings for :func:`line_may_match`."""
+    if literals is None:
+        return None
+    return tuple(sorted((lit.encode("utf-8") for lit in literals), key=len, reverse=True))
+
+
+def line_may_match(line: bytes, needles: tuple[bytes, ...] | None) -> bool:
+    """False only when a filter with these needles provably cannot match the JSON ``line``."""
+    if needles is None:
+        return True
+    for needle in needles:
+        if needle in line:
+            return True
+    for guard in LITERAL_GUARDS:
+        if guard in line:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

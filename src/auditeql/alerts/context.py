@@ -1,0 +1,187 @@
+"""Process context Elastic does not give for audit data: command lines and ancestry.
+
+Auditbeat/Auditd Manager documents carry a process's pid, parent pid and (from EXECVE /
+PROCTITLE) its arguments, but an alert on a shell's ``connect()`` does not say *who started
+that shell*. While scanning, :class:`ProcessContext` remembers, per host and pid, the last few
+executions (and, for processes whose exec the stream never showed, what their other events
+said). An alert then gets the command line of its process and the chain of parent processes
+as far as the stream shows them, under the ``auditeql.*`` namespace so nobody mistakes it for
+an Elastic field:
+
+* ``auditeql.command_line``: the process's command line (``process.args`` shell-quoted, or
+  ``process.title``);
+* ``auditeql.ancestry``: parents nearest first, each ``{pid, ppid, name, executable,
+  command_line, time, exec}`` (``exec`` false when only a non-exec event of that pid was seen);
+  an unknown parent ends the chain as ``{pid}``.
+
+Memory is bounded: at most ``max_pids`` (host, pid) entries, least recently seen dropped first,
+each keeping at most ``per_pid`` entries (pids get reused).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditeql.fields import first, values
+
+#: how far after an event an execution may be stamped and still count as "before" it
+#: (audit events of one process share a millisecond and arrive in any order).
+SLACK_MS = 1_000
+MAX_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """What the stream said about one process at one time."""
+
+    time_ms: int
+    pid: int
+    ppid: int | None
+    name: str | None
+    executable: str | None
+    command_line: str | None
+    exec: bool
+    time: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "name": self.name,
+            "executable": self.executable,
+            "command_line": self.command_line,
+            "time": self.time,
+            "exec": self.exec,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def command_line(doc: Mapping[str, Any]) -> str | None:
+    """``process.args`` shell-quoted, else ``process.title``, else ``None``."""
+    args = values(doc, "process.args")
+    if args:
+        return shlex.join(str(a) for a in args)
+    title = first(doc, "process.title")
+    return str(title) if title is not None else None
+
+
+def is_exec(doc: Mapping[str, Any]) -> bool:
+    """A successful execve/execveat (a failed one left the old program running)."""
+    syscall = first(doc, "auditd.data.syscall")
+    action = first(doc, "event.action")
+    if syscall not in ("execve", "execveat") and action != "executed":
+        return False
+    return first(doc, "event.outcome") != "failure" and first(doc, "auditd.result") != "fail"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ProcessContext:
+    """A bounded (host, pid) -> recent executions map, fed every document of a scan."""
+
+    def __init__(self, max_pids: int = 262_144, per_pid: int = 4) -> None:
+        self.max_pids = max_pids
+        self.per_pid = per_pid
+        self._procs: OrderedDict[tuple[Any, int], list[ProcInfo]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    def observe(self, doc: Mapping[str, Any], time_ms: int | None) -> None:
+        """Remember what ``doc`` says about its process (cheap; call for every document)."""
+        pid = _int(first(doc, "process.pid"))
+        if pid is None or time_ms is None:
+            return
+        key = (first(doc, "host.id"), pid)
+        entries = self._procs.get(key)
+        execd = is_exec(doc)
+        if entries is not None:
+            self._procs.move_to_end(key)
+            if not execd:
+                return
+        info = ProcInfo(
+            time_ms=time_ms,
+            pid=pid,
+            ppid=_int(first(doc, "process.parent.pid")),
+            name=first(doc, "process.name"),
+            executable=first(doc, "process.executable"),
+            command_line=command_line(doc),
+            exec=execd,
+            time=first(doc, "@timestamp"),
+        )
+        if entries is None:
+            self._procs[key] = [info]
+            if len(self._procs) > self.max_pids:
+                self._procs.popitem(last=False)
+            return
+        entries.append(info)
+        entries.sort(key=lambda e: e.time_ms)
+        if len(entries) > self.per_pid:
+            del entries[0]
+
+    def lookup(self, host: Any, pid: int, at_ms: int) -> ProcInfo | None:
+        """The latest thing known about ``pid`` at ``at_ms`` (executions preferred)."""
+        entries = self._procs.get((host, pid))
+        if not entries:
+            return None
+        best = None
+        for e in entries:
+            if e.time_ms <= at_ms + SLACK_MS:
+                best = e
+        return best
+
+    def ancestry(self, host: Any, ppid: int | None, at_ms: int) -> list[dict[str, Any]]:
+        """Parents of a process whose parent pid is ``ppid``, nearest first."""
+        chain: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        while ppid is not None and ppid > 0 and ppid not in seen and len(chain) < MAX_DEPTH:
+            seen.add(ppid)
+            info = self.lookup(host, ppid, at_ms)
+            if info is None:
+                chain.append({"pid": ppid})
+                break
+            chain.append(info.to_dict())
+            ppid = info.ppid
+        return chain
+
+    def describe(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """``auditeql.command_line`` and ``auditeql.ancestry`` for one event's process."""
+        return self.describe_group([event])
+
+    def describe_group(self, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Context for the process of a sample/sequence: its exec event names the command line."""
+        from auditeql.alerts.build import timestamp_ms
+
+        events = [e for e in events if e is not None]
+        if not events:
+            return {}
+        main = next((e for e in events if is_exec(e)), events[0])
+        times = [t for t in (_safe_ts(e, timestamp_ms) for e in events) if t is not None]
+        at = min(times) if times else 0
+        host = first(main, "host.id")
+        out: dict[str, Any] = {}
+        line = command_line(main)
+        pid = _int(first(main, "process.pid"))
+        if line is None and pid is not None:
+            known = self.lookup(host, pid, at)
+            line = known.command_line if known else None
+        if line is not None:
+            out["auditeql.command_line"] = line
+        out["auditeql.ancestry"] = self.ancestry(host, _int(first(main, "process.parent.pid")), at)
+        return out
+
+
+def _safe_ts(doc: Mapping[str, Any], parse: Any) -> int | None:
+    try:
+        return parse(first(doc, "@timestamp"))
+    except (ValueError, TypeError):
+        return None

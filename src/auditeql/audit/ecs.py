@@ -1,0 +1,366 @@
+"""Place a coalesced :class:`~auditeql.audit.coalesce.Event` into an ECS document.
+
+Two flavours, because Elastic's rules query both indices:
+
+* ``auditbeat``: what Auditbeat's ``auditd`` module publishes (``buildMetricbeatEvent``): all
+  ``auditd.data.*`` values as strings, ``event.action`` written even when empty, ``user.audit`` /
+  ``user.saved`` / ``user.filesystem`` at the top level, ``auditd.sequence``, ports as strings;
+* ``auditd-manager`` (default): the same document after the Auditd Manager integration's ingest
+  pipeline: ``event.dataset``/``data_stream`` ``auditd_manager.auditd``, ``auditd.sequence`` →
+  ``event.sequence``, non-ECS user objects under ``auditd.user``, unix socket paths as
+  ``*.address``, listed counters and ports as numbers, ``-`` in keys → ``_``, empty values removed.
+
+Both get ``host.*`` like ``add_host_metadata`` (see :mod:`auditeql.audit.host`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from auditeql.audit.coalesce import Event
+from auditeql.audit.host import HostInfo
+
+FLAVORS = ("auditd-manager", "auditbeat")
+AM_DATASET = "auditd_manager.auditd"
+AM_ECS_VERSION = "8.11.0"
+AM_POLICY_TAG = "auditd_manager-auditd"
+
+_USER_ID_FIELDS = {
+    "uid": ("id",), "gid": ("group", "id"), "euid": ("effective", "id"), "egid": ("effective", "group", "id"),
+    "suid": ("saved", "id"), "sgid": ("saved", "group", "id"), "fsuid": ("filesystem", "id"),
+    "fsgid": ("filesystem", "group", "id"), "auid": ("audit", "id"),
+}
+_USER_NAME_FIELDS = {
+    "uid": ("name",), "gid": ("group", "name"), "euid": ("effective", "name"), "egid": ("effective", "group", "name"),
+    "suid": ("saved", "name"), "sgid": ("saved", "group", "name"), "fsuid": ("filesystem", "name"),
+    "fsgid": ("filesystem", "group", "name"), "auid": ("audit", "name"),
+}
+# auditd.data keys the AM pipeline converts to long
+_AM_LONG_DATA = frozenset((
+    "items", "argc", "nargs", "lport", "rport", "sport", "dport", "entries", "seqno", "removed", "added",
+    "changed", "old_vcpu", "new_vcpu", "spid", "opid", "nlnk_pid", "vm_pid", "audit_pid",
+))
+_AM_USER_MOVED = ("audit", "saved", "filesystem", "selinux", "new_auid", "old_auid")
+
+_ts_cache: dict[int, str] = {}
+
+
+def format_timestamp(seconds: int, millis: int) -> str:
+    """``2026-11-29T14:07:54.517Z`` (UTC, millisecond precision, as libbeat writes it)."""
+    prefix = _ts_cache.get(seconds)
+    if prefix is None:
+        if len(_ts_cache) > 4096:
+            _ts_cache.clear()
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _ts_cache[seconds] = prefix
+    return f"{prefix}.{millis:03d}Z"
+
+
+def _put(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        nxt = obj.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            obj[part] = nxt
+        obj = nxt
+    obj[path[-1]] = value
+
+
+def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)  # type: ignore[assignment]
+    return obj
+
+
+def build_document(event: Event, flavor: str = "auditd-manager", host: HostInfo | None = None, *, original: bool = False) -> dict[str, Any]:
+    """The ECS document for one event in the given flavour."""
+    doc = auditbeat_document(event, host, original=original)
+    if flavor == "auditd-manager":
+        return to_auditd_manager(doc)
+    if flavor != "auditbeat":
+        raise ValueError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
+    return doc
+
+
+def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = False) -> dict[str, Any]:
+    outcome = "failure" if ev.result == "fail" else ev.result
+    event: dict[str, Any] = {"category": ev.category, "action": ev.action, "outcome": outcome, "kind": "event", "module": "auditd"}
+    if ev.ecs_category:
+        event["category"] = ev.ecs_category
+    if ev.ecs_type:
+        event["type"] = ev.ecs_type
+    if ev.ecs_outcome:
+        event["outcome"] = ev.ecs_outcome
+
+    data: dict[str, Any] = {}
+    socket: dict[str, str] = {}
+    for key, value in ev.data.items():
+        if key.startswith("socket_"):
+            socket[key[7:]] = value
+        else:
+            data[key] = value
+    if socket:
+        data["socket"] = socket
+    auditd: dict[str, Any] = {
+        "message_type": _type_name(ev).lower(),
+        "sequence": ev.sequence,
+        "result": ev.result,
+        "data": data,
+    }
+    if ev.session and ev.session != "unset":
+        auditd["session"] = ev.session
+
+    doc: dict[str, Any] = {"@timestamp": format_timestamp(ev.seconds, ev.millis), "event": event, "auditd": auditd}
+
+    # names (go-libaudit ResolveIDs): actor, every *uid/*gid, file owner/group
+    names: dict[str, str] = {}
+    actor_primary, actor_secondary = ev.actor_primary, ev.actor_secondary
+    if host is not None:
+        actor_primary = host.user_name(actor_primary) or actor_primary if actor_primary not in ("", "unset") else actor_primary
+        actor_secondary = host.user_name(actor_secondary) or actor_secondary if actor_secondary not in ("", "unset") else actor_secondary
+        for key, value in ev.user_ids.items():
+            if value in ("", "unset"):
+                continue
+            name = host.user_name(value) if key.endswith("uid") else host.group_name(value)
+            if name:
+                names[key] = name
+
+    user: dict[str, Any] = {}
+    for key, value in ev.user_ids.items():
+        if value == "unset":
+            continue
+        _put(user, _USER_ID_FIELDS.get(key, (key, "id")), value)
+        if ev.selinux:
+            user["selinux"] = dict(ev.selinux)
+    for key, value in names.items():
+        _put(user, _USER_NAME_FIELDS.get(key, (key, "name")), value)
+    doc["user"] = user
+
+    proc = ev.process
+    if proc or ev.args:
+        process: dict[str, Any] = {}
+        pid = _int(proc.get("pid"))
+        if pid is not None:
+            process["pid"] = pid
+        ppid = _int(proc.get("ppid"))
+        if ppid is not None:
+            process["parent"] = {"pid": ppid}
+        for src, dest in (("title", "title"), ("name", "name"), ("exe", "executable"), ("cwd", "working_directory")):
+            value = proc.get(src)
+            if value:
+                process[dest] = value
+        if ev.args:
+            process["args"] = ev.args
+        doc["process"] = process
+
+    if ev.file is not None:
+        file = {k: v for k, v in ev.file.items() if v}
+        if host is not None:
+            if file.get("uid"):
+                owner = host.user_name(file["uid"])
+                if owner:
+                    file["owner"] = owner
+            if file.get("gid"):
+                group = host.group_name(file["gid"])
+                if group:
+                    file["group"] = group
+        doc["file"] = file
+    if ev.source is not None:
+        doc["source"] = dict(ev.source)
+    if ev.destination is not None:
+        doc["destination"] = dict(ev.destination)
+    if ev.direction:
+        doc["network"] = {"direction": ev.direction}
+    if ev.tags:
+        doc["tags"] = list(ev.tags)
+    if original:
+        event["original"] = [r.original() for r in ev.records]
+
+    summary: dict[str, Any] = {}
+    if actor_primary:
+        _put(summary, ("actor", "primary"), actor_primary)
+    if actor_secondary:
+        _put(summary, ("actor", "secondary"), actor_secondary)
+    if ev.object_primary:
+        _put(summary, ("object", "primary"), ev.object_primary)
+    if ev.object_secondary:
+        _put(summary, ("object", "secondary"), ev.object_secondary)
+    if ev.object_type:
+        _put(summary, ("object", "type"), ev.object_type)
+    if ev.how:
+        summary["how"] = ev.how
+    if summary:
+        auditd["summary"] = summary
+    if ev.paths:
+        auditd["paths"] = ev.paths
+
+    if ev.entities:
+        _ecs_entities(ev, doc, host)
+    _drop_redundant_effective(doc)
+    if host is not None:
+        doc["host"] = host.for_node(ev.node)
+    doc["service"] = {"type": "auditd"}
+    return doc
+
+
+def _type_name(ev: Event) -> str:
+    from auditeql.audit import tables
+
+    return tables.type_name(ev.record_type)
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ecs_entities(ev: Event, doc: dict[str, Any], host: HostInfo | None) -> None:
+    related: list[str] = []
+    for dest in ("user", "user.effective", "user.target", "user.changes", "group"):
+        ent = ev.entities.get(dest)
+        if ent is None:
+            continue
+        ent_id, ent_name = ent.id, ent.name
+        if host is not None and (ent_id == "") != (ent_name == "") and ent_id != "unset":
+            is_group = dest.startswith("group")
+            if ent_id:
+                ent_name = host.group_name(ent_id) if is_group else host.user_name(ent_id)
+            else:
+                ent_id = "" if is_group else host.user_id(ent_name)
+        if not ent_id and not ent_name:
+            continue
+        if ent_id == "unset":
+            ent_id = ""
+        path = tuple(dest.split("."))
+        if ent_id:
+            _put(doc, path + ("id",), ent_id)
+        else:
+            _delete(doc, path + ("id",))
+        if ent_name:
+            _put(doc, path + ("name",), ent_name)
+            if dest != "group" and ent_name not in related:
+                related.append(ent_name)
+        else:
+            _delete(doc, path + ("name",))
+    if related:
+        doc["related"] = {"user": related}
+
+
+def _delete(obj: dict[str, Any], path: tuple[str, ...]) -> None:
+    parent = _get(obj, path[:-1])
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+
+
+def _drop_redundant_effective(doc: dict[str, Any]) -> None:
+    user = doc.get("user")
+    if not isinstance(user, dict) or "effective" not in user:
+        return
+    eff = user["effective"]
+    for key in ("id", "name"):
+        value = user.get(key)
+        if value and isinstance(eff, dict) and eff.get(key) == value:
+            del user["effective"]
+            return
+
+
+# -- Auditd Manager ingest pipeline ---------------------------------------------------------
+
+def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
+    """Apply the Auditd Manager integration's ingest pipeline to an Auditbeat document."""
+    event = doc["event"]
+    auditd = doc["auditd"]
+    event["dataset"] = AM_DATASET
+    doc["data_stream"] = {"type": "logs", "dataset": AM_DATASET, "namespace": "default"}
+    doc["ecs"] = {"version": AM_ECS_VERSION}
+    if "sequence" in auditd:
+        event["sequence"] = auditd.pop("sequence")
+    data = auditd.get("data", {})
+    if "id" in data:
+        event["id"] = data.pop("id")
+    user = doc.get("user")
+    if isinstance(user, dict):
+        moved = {k: user.pop(k) for k in _AM_USER_MOVED if k in user}
+        if moved:
+            auditd["user"] = moved
+    file = doc.get("file")
+    if isinstance(file, dict) and "selinux" in file:
+        auditd.setdefault("file", {})["selinux"] = file.pop("selinux")
+    for side in ("source", "destination"):
+        addr = doc.get(side)
+        if isinstance(addr, dict):
+            if "path" in addr:
+                addr["address"] = addr.pop("path")
+            if "port" in addr:
+                addr["port"] = _long(addr["port"])
+    for key in _AM_LONG_DATA:
+        if key in data:
+            data[key] = _long(data[key])
+    socket = data.get("socket")
+    if isinstance(socket, dict) and "port" in socket:
+        socket["port"] = _long(socket["port"])
+    if event.get("outcome") == "fail":
+        event["outcome"] = "failure"
+    tags = doc.get("tags") or []
+    doc["tags"] = list(tags) + [AM_POLICY_TAG]
+    return _clean(doc)  # type: ignore[return-value]
+
+
+def _long(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _clean(value: dict[str, Any]) -> dict[str, Any]:
+    """Drop null / "" / {} / [] recursively and turn ``-`` in keys into ``_`` (AM pipeline)."""
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            if not item:
+                continue
+        elif kind is dict:
+            item = _clean(item)
+            if not item:
+                continue
+        elif kind is list:
+            item = _clean_list(item)
+            if not item:
+                continue
+        elif item is None:
+            continue
+        if "-" in key:
+            key = key.replace("-", "_")
+        out[key] = item
+    return out
+
+
+def _clean_list(items: list[Any]) -> list[Any]:
+    out = []
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if item:
+                out.append(item)
+        elif kind is dict:
+            item = _clean(item)
+            if item:
+                out.append(item)
+        elif kind is list:
+            item = _clean_list(item)
+            if item:
+                out.append(item)
+        elif item is not None:
+            out.append(item)
+    return out

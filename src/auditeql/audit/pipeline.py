@@ -1,0 +1,194 @@
+"""Lines or records in, ECS documents out: parse → reassemble → coalesce → place.
+
+:class:`Normalizer` is the one object every source uses (files, follow, netlink, audisp, stdin),
+so all of them produce the same documents and the same counters.
+
+The ``keep`` push-down seam
+---------------------------
+``keep`` lets a caller that knows which events can matter (e.g. the rules' push-down, which knows
+the seed rule only reads ``execve``/``socket``/``connect``) drop every other event before any
+key=value parsing, coalescing or document building. It is consulted as early as possible:
+
+* for a SYSCALL record, right after the header is parsed, with the architecture and syscall
+  number read straight off the front of the body (the kernel always starts a SYSCALL record with
+  ``arch=<hex> syscall=<n>``) and translated with the syscall table — a dict lookup, no parsing;
+* for an event without a SYSCALL record (user-space messages, CONFIG_CHANGE without syscall…),
+  when the event is complete, with only its record type.
+
+Decision protocol: ``keep`` is either a callable ``keep(record_type, arch, syscall) -> bool`` or
+an object with a method of that name and signature (``keep.keep(record_type, arch, syscall)``).
+``record_type`` is the record type number of the record being decided on (1300 for SYSCALL),
+``arch`` the arch name (``"x86_64"``, ``"i386"``… or ``None``) and ``syscall`` the syscall name
+(``"connect"``; the decimal number as a string when the arch has no table; ``None`` for events
+without a SYSCALL record). Returning False drops the whole event: records already buffered for its
+serial are discarded and later records with that serial are dropped on their header alone. The
+dropped events are counted in ``stats["dropped_by_keep"]``. ``keep=None`` keeps everything and is
+exactly equivalent to a ``keep`` that always returns True.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from auditeql.audit import tables
+from auditeql.audit.coalesce import coalesce
+from auditeql.audit.ecs import FLAVORS, build_document
+from auditeql.audit.host import HostInfo
+from auditeql.audit.reassembly import Reassembler
+from auditeql.audit.records import AuditRecord, Skip, parse_line, parse_netlink
+
+
+class KeepPolicy(Protocol):
+    def keep(self, record_type: int, arch: str | None, syscall: str | None) -> bool: ...
+
+
+KeepFn = Callable[[int, str | None, str | None], bool]
+
+_DROPPED_MEMORY = 4096
+
+
+def syscall_hint(rec: AuditRecord) -> tuple[str | None, str | None]:
+    """(arch name, syscall name) from the front of a SYSCALL record body, without parsing it."""
+    body = rec.body
+    if not body.startswith("arch="):
+        return None, None
+    sp = body.find(" ", 5)
+    if sp < 0:
+        return None, None
+    arch = tables.arch_name(body[5:sp])
+    if not body.startswith("syscall=", sp + 1):
+        return arch, None
+    start = sp + 9
+    end = body.find(" ", start)
+    number = body[start:] if end < 0 else body[start:end]
+    table = tables.SYSCALL_NAMES.get(arch)
+    if table is not None and number.isdigit():
+        return arch, table.get(int(number), number)
+    return arch, number
+
+
+class Normalizer:
+    """Turns audit.log lines or records into ECS documents, keeping counters.
+
+    ``flavor``: ``"auditd-manager"`` (default) or ``"auditbeat"``; ``host``: a
+    :class:`~auditeql.audit.host.HostInfo` (``None`` = no ``host.*`` and no name lookups);
+    ``keep``: the push-down seam described in the module docstring (``pushdown`` is an alias).
+    ``clock``: pass ``time.monotonic`` for live sources so that incomplete events expire in wall
+    time; files use the audit timestamps. ``original=True`` adds ``event.original``.
+    """
+
+    def __init__(
+        self,
+        flavor: str = "auditd-manager",
+        host: HostInfo | None = None,
+        keep: KeepFn | KeepPolicy | None = None,
+        *,
+        pushdown: KeepFn | KeepPolicy | None = None,
+        clock: Callable[[], float] | None = None,
+        max_in_flight: int = 50,
+        timeout_ms: int = 2000,
+        original: bool = False,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
+        self.flavor = flavor
+        self.host = host
+        policy = keep if keep is not None else pushdown
+        if policy is not None and not callable(policy):
+            policy = policy.keep  # type: ignore[union-attr]
+        self._keep: KeepFn | None = policy  # type: ignore[assignment]
+        self.original = original
+        self.reassembler = Reassembler(max_in_flight=max_in_flight, timeout_ms=timeout_ms, clock=clock)
+        self._dropped: OrderedDict[int, None] = OrderedDict()
+        self.records = 0
+        self.events = 0
+        self.dropped_by_keep = 0
+        self.skipped: Counter[str] = Counter()
+        self.warnings = 0
+
+    # -- input -----------------------------------------------------------------------------
+    def feed_line(self, line: bytes | str) -> list[dict[str, Any]]:
+        """One audit.log line (bytes or str, with or without the newline)."""
+        rec = parse_line(line)
+        if type(rec) is Skip:
+            if rec.reason != "empty":
+                self.skipped[rec.reason] += 1
+            return []
+        return self.feed_record(rec)  # type: ignore[arg-type]
+
+    def feed_netlink(self, msg_type: int, payload: bytes) -> list[dict[str, Any]]:
+        """One netlink audit message (type from nlmsghdr, payload after it)."""
+        rec = parse_netlink(msg_type, payload)
+        if type(rec) is Skip:
+            self.skipped[rec.reason] += 1
+            return []
+        return self.feed_record(rec)  # type: ignore[arg-type]
+
+    def feed_lines(self, lines: Iterable[bytes | str]) -> Iterable[dict[str, Any]]:
+        for line in lines:
+            yield from self.feed_line(line)
+
+    def feed_record(self, rec: AuditRecord) -> list[dict[str, Any]]:
+        self.records += 1
+        keep = self._keep
+        if keep is not None:
+            serial = rec.serial
+            if serial in self._dropped:
+                return []
+            if rec.type == tables.SYSCALL:
+                arch, syscall = syscall_hint(rec)
+                if not keep(rec.type, arch, syscall):
+                    self._drop(serial)
+                    return self._build(self.reassembler.maintain())
+        return self._build(self.reassembler.push(rec))
+
+    def maintain(self) -> list[dict[str, Any]]:
+        """Release events that timed out (live sources call this periodically)."""
+        return self._build(self.reassembler.maintain())
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Release every pending event (end of input)."""
+        return self._build(self.reassembler.flush())
+
+    # -- internals -------------------------------------------------------------------------
+    def _drop(self, serial: int) -> None:
+        self.reassembler.discard(serial)
+        self.dropped_by_keep += 1
+        dropped = self._dropped
+        dropped[serial] = None
+        if len(dropped) > _DROPPED_MEMORY:
+            dropped.popitem(last=False)
+
+    def _build(self, groups: list[list[AuditRecord]]) -> list[dict[str, Any]]:
+        if not groups:
+            return []
+        out = []
+        keep = self._keep
+        for records in groups:
+            if keep is not None and not any(r.type == tables.SYSCALL for r in records):
+                if not keep(records[0].type, None, None):
+                    self.dropped_by_keep += 1
+                    continue
+            event = coalesce(records)
+            if event.warnings:
+                self.warnings += 1
+            out.append(build_document(event, self.flavor, self.host, original=self.original))
+        self.events += len(out)
+        return out
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        r = self.reassembler.stats
+        return {
+            "events": self.events,
+            "records": self.records,
+            "skipped": dict(self.skipped),
+            "skipped_total": sum(self.skipped.values()),
+            "dropped_by_keep": self.dropped_by_keep,
+            "reassembly_timeouts": r.timed_out,
+            "reassembly_evicted_in_flight": r.evicted_in_flight,
+            "lost_serials": r.lost,
+            "events_with_warnings": self.warnings,
+        }

@@ -1,0 +1,53 @@
+"""``auditeql convert --to parquet``: raw audit logs or ECS NDJSON -> Parquet in the pinned schema.
+
+Why a command of its own: hunting over months means querying the same events many times;
+converting once to columnar Parquet (with the original document kept as JSON text) lets DuckDB
+and Spark skip the JSON parsing every later scan would repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+
+@click.command("convert", help="Convert ECS NDJSON or raw audit logs to Parquet (the pinned auditeql schema).")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--to", "target", type=click.Choice(["parquet"]), default="parquet", show_default=True, help="Output format.")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None, help="Output file (default: first input's name with .parquet).")
+@click.option("--flavor", type=click.Choice(["auditbeat", "auditd-manager"]), default="auditbeat", show_default=True, help="ECS shape for raw audit logs.")
+@click.option("--host-id", default=None, help="host.id for raw audit logs (default: this machine's).")
+@click.option("--host-name", default=None, help="host.name for raw audit logs (default: this machine's).")
+@click.option("--batch-rows", default=65536, show_default=True, type=click.IntRange(1, None), help="Rows per Parquet row group batch.")
+def convert(paths: tuple[str, ...], target: str, output: str | None, flavor: str, host_id: str | None, host_name: str | None, batch_rows: int) -> None:
+    try:
+        from auditeql.scale.parquet import write_parquet
+    except ImportError as exc:  # pragma: no cover - pyarrow is an extra
+        raise click.ClickException(f"{exc}; install the extra: pip install 'auditeql[duckdb]'") from None
+    from auditeql.scale.inputs import documents
+
+    out = output or _default_output(paths)
+    if os.path.abspath(out) in {os.path.abspath(p) for p in paths}:
+        raise click.ClickException(f"output {out} would overwrite an input; choose another with -o")
+    try:
+        n = write_parquet(documents(paths, flavor=flavor, host_id=host_id, host_name=host_name), out, batch_rows=batch_rows)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n} events to {out}", err=True)
+
+
+def _default_output(paths: tuple[str, ...]) -> str:
+    first = paths[0]
+    if first == "-":
+        raise click.UsageError("reading stdin: give the output file with -o")
+    base = os.path.basename(first)
+    for ext in (".gz", ".ndjson", ".json", ".jsonl", ".log"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+    return base + ".parquet"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    convert(sys.argv[1:])

@@ -1,0 +1,160 @@
+"""``auditeql query QUERY [FILE…]``: run one EQL query over ECS NDJSON, print NDJSON results.
+
+Output contract (issue 2): an event query prints each matching document exactly as it was read,
+one per line, in result order (timestamp, tiebreaker, input order; then ``size``/``head``/``tail``);
+a sample or sequence prints one line per result, ``{"join_keys": […], "events": [doc…]}``,
+with ``{"missing": true}`` in a missing-event slot. An invalid query exits with code 2 and
+prints ``line L:C: message`` on stderr and nothing on stdout.
+
+Lines that no filter of the query can match are skipped before JSON parsing, using the
+filters' required literals (exact, see ``auditeql.eql.plan.line_may_match``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import click
+import orjson
+
+from auditeql.eql import EqlError, compile_query
+from auditeql.eql.plan import CompiledFilter, EventPlan, Plan, QueryOptions, SamplePlan, line_may_match, literal_needles
+from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
+
+
+def plan_filters(plan: Plan) -> list[CompiledFilter]:
+    if isinstance(plan, EventPlan):
+        return [plan.filter]
+    filters = list(plan.filters)
+    until = getattr(plan, "until", None)
+    if until is not None:
+        filters.append(until)
+    return filters
+
+
+def line_prefilter(plan: Plan) -> Callable[[bytes], bool] | None:
+    """A cheap raw-line test that is false only for lines no filter of ``plan`` can match."""
+    needles: set[bytes] = set()
+    for f in plan_filters(plan):
+        n = literal_needles(f.literals)
+        if n is None:
+            return None
+        needles.update(n)
+    ordered = tuple(sorted(needles, key=len, reverse=True))
+    return lambda line: line_may_match(line, ordered)
+
+
+def iter_input(
+    paths: Iterable[str], may_match: Callable[[bytes], bool] | None, stats: NdjsonStats
+) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+    """``(document, raw line or None)`` from the inputs.
+
+    The seam for other input kinds: raw audit logs will arrive through
+    ``auditeql.sources.files.read_documents`` (which yields documents without a raw line, and
+    are then printed re-serialised).
+    """
+    yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter)
+
+
+def _default(value: Any) -> Any:
+    inner = getattr(value, "value", None)
+    if inner is not None or value.__class__.__name__ == "BoolKey":
+        return inner
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _show_error(query: str, exc: EqlError) -> None:
+    click.echo(f"auditeql: invalid query: {exc}", err=True)
+    lines = query.split("\n")
+    if 1 <= exc.line <= len(lines) and exc.column >= 1:
+        text = lines[exc.line - 1]
+        click.echo(f"  {text}", err=True)
+        click.echo("  " + " " * (exc.column - 1) + "^", err=True)
+
+
+@click.command("query")
+@click.argument("query_text", metavar="QUERY")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--size", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Maximum number of results (Elasticsearch's request size).")
+@click.option("--max-samples-per-key", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Samples per join key (sample queries).")
+@click.option("--timestamp-field", default="@timestamp", show_default=True, help="Field ordering events in time.")
+@click.option("--tiebreaker-field", default=None, help="Field ordering events that share a timestamp.")
+@click.option("--event-category-field", default="event.category", show_default=True,
+              help="Field holding the event category matched by `cat where`.")
+def query(
+    query_text: str,
+    files: tuple[str, ...],
+    size: int,
+    max_samples_per_key: int,
+    timestamp_field: str,
+    tiebreaker_field: str | None,
+    event_category_field: str,
+) -> None:
+    """Run an EQL QUERY (Elasticsearch dialect) over ECS NDJSON FILEs (.gz ok; none or - = stdin)."""
+    try:
+        plan = compile_query(query_text, event_category_field=event_category_field)
+    except EqlError as exc:
+        _show_error(query_text, exc)
+        sys.exit(2)
+    options = QueryOptions(
+        size=size,
+        max_samples_per_key=max_samples_per_key,
+        timestamp_field=timestamp_field,
+        tiebreaker_field=tiebreaker_field,
+        event_category_field=event_category_field,
+    )
+    paths = list(files) or ["-"]
+    stats = NdjsonStats()
+    run_stats: dict[str, Any] = {}
+    from auditeql.engine import run_batch
+
+    out = sys.stdout.buffer
+    prefilter = line_prefilter(plan)
+    if isinstance(plan, EventPlan):
+        pred = plan.filter.predicate
+        raw_of: dict[int, bytes | None] = {}
+
+        def matching() -> Iterator[dict[str, Any]]:
+            for doc, line in iter_input(paths, prefilter, stats):
+                if pred(doc):
+                    raw_of[id(doc)] = line
+                    yield doc
+
+        docs = run_batch(plan, matching(), options, stats=run_stats)
+        for doc in docs:
+            line = raw_of.get(id(doc))
+            out.write(line.rstrip(b"\r\n") + b"\n" if line is not None else orjson.dumps(doc) + b"\n")
+    else:
+        filters = plan_filters(plan)
+        preds = [f.predicate for f in filters]
+
+        def relevant() -> Iterator[dict[str, Any]]:
+            for doc, _line in iter_input(paths, prefilter, stats):
+                for p in preds:
+                    if p(doc):
+                        yield doc
+                        break
+
+        matches = run_batch(plan, relevant(), options, stats=run_stats)
+        for m in matches:
+            record = {
+                "join_keys": list(m.join_keys),
+                "events": [{"missing": True} if ev is None else ev for ev in m.events],
+            }
+            out.write(orjson.dumps(record, default=_default) + b"\n")
+    out.flush()
+    no_ts = run_stats.get("no_timestamp", 0)
+    if no_ts and not isinstance(plan, SamplePlan):
+        click.echo(
+            f"auditeql: {no_ts} matching document(s) had no usable [{timestamp_field}] and were not placed in time "
+            "(use --timestamp-field to choose another field)",
+            err=True,
+        )
+    if stats.bad_lines:
+        click.echo(f"auditeql: {stats.bad_lines} unreadable line(s) skipped (see messages above)", err=True)
+    if stats.bad_files:
+        sys.exit(1)

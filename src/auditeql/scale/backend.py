@@ -1,0 +1,267 @@
+"""What DuckDB and Spark share: turning a plan into SQL work plus a little Python finishing.
+
+A back end only has to run SQL, register a small table of rows, and expose the source as the
+relation ``aeq_src``; everything about EQL semantics lives here and in :mod:`.sql`.
+
+* Event queries: SQL finds the decided matches; undecided rows go through the engine's
+  predicate; the engine's ordering and ``size``/``head``/``tail`` are applied to the union.
+* Samples: decided matches + Python-decided matches form a match table; the whole sample
+  assembly then runs as SQL (:func:`auditeql.scale.sql.sample_sql`).
+* Sequences: SQL narrows the input to the rows that may match a stage (and ``until``); the
+  Python sequence engine finishes (:meth:`Backend.run_sequence`, overridden by Spark to run it
+  per join-key partition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from auditeql.engine.keys import BoolKey, make_extractor
+from auditeql.engine.limits import apply_limits
+from auditeql.engine.match import Match
+from auditeql.engine.ordering import doc_timestamp_ns, make_order_key
+from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, SequencePlan
+
+from .dialect import Dialect
+from .sql import (
+    SqlPlan,
+    candidate_condition,
+    compile_sql,
+    key_columns,
+    matches_sql,
+    relation_sql,
+    sample_sql,
+    undecided_condition,
+)
+from .predicates import sql_and, sql_not
+
+Doc = Mapping[str, Any]
+DocTransform = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+#: beyond this many candidate tuples per key the distinct-document search is left to Python
+_MAX_SQL_TUPLES = 200_000
+
+
+@dataclass
+class RunStats:
+    """What a run did, for ``--verbose`` output, tests and the benchmark."""
+
+    sql_exact: bool = False
+    undecided_rows: int = 0
+    python_finished: bool = False
+    candidate_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class _NeedsPython(Exception):
+    """A value SQL cannot carry (a float or boolean join key): Python finishes the sample."""
+
+
+class Backend:
+    """Base class; subclasses provide ``dialect`` and the four primitives below."""
+
+    dialect: Dialect
+    #: True when ``aeq_src`` has the pinned Parquet columns (set by the source registration)
+    parquet: bool = False
+    #: applied to every document before a Python predicate sees it or it is returned
+    transform: DocTransform | None = None
+    #: column defaults equivalent to ``transform`` (field path -> value), applied in SQL
+    defaults: Mapping[str, Any] = {}
+
+    # ---------------------------------------------------------------- primitives
+    def rows(self, sql: str) -> list[tuple]:
+        raise NotImplementedError
+
+    def create_view(self, name: str, sql: str) -> None:
+        raise NotImplementedError
+
+    def register_rows(self, name: str, columns: Sequence[tuple[str, str]], rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- driver
+    def run(self, plan: Plan, options: QueryOptions | None = None, stats: RunStats | None = None) -> list:
+        """Run ``plan`` over ``aeq_src``: the same result as ``engine.run_batch`` on the documents."""
+        options = options or QueryOptions()
+        stats = stats if stats is not None else RunStats()
+        sp = compile_sql(plan, self.dialect, options)
+        stats.sql_exact = sp.exact
+        self.create_view("aeq_ev", self._relation(sp))
+        if isinstance(plan, SamplePlan):
+            return self._run_sample(sp, options, stats)
+        if isinstance(plan, EventPlan):
+            return self._run_events(sp, options, stats)
+        if isinstance(plan, SequencePlan):
+            return self.run_sequence(sp, options, stats)
+        raise TypeError(f"not a compiled plan: {type(plan).__name__}")
+
+    def _relation(self, sp: SqlPlan) -> str:
+        rel = relation_sql(sp, "aeq_src", parquet=self.parquet)
+        if not self.defaults:
+            return rel
+        d = self.dialect
+        cols = []
+        for path in sp.fields:
+            if path in self.defaults:
+                cols.append(f"coalesce({d.ident(path)}, {d.quote(str(self.defaults[path]))}) AS {d.ident(path)}")
+            else:
+                cols.append(d.ident(path))
+        return f"SELECT _doc, _seq, _ts, _irr{''.join(', ' + c for c in cols)} FROM ({rel}) _rd"
+
+    # ---------------------------------------------------------------- helpers
+    def _parse(self, text: str) -> Mapping[str, Any]:
+        doc = orjson.loads(text)
+        return self.transform(doc) if self.transform is not None else doc
+
+    def docs_by_seq(self, seqs: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+        wanted = sorted(set(seqs))
+        out: dict[int, Mapping[str, Any]] = {}
+        for i in range(0, len(wanted), 5000):
+            chunk = wanted[i : i + 5000]
+            sql = f"SELECT _seq, _doc FROM aeq_ev WHERE _seq IN ({', '.join(str(s) for s in chunk)})"
+            for seq, text in self.rows(sql):
+                out[seq] = self._parse(text)
+        return out
+
+    def _undecided(self, sp: SqlPlan, stats: RunStats) -> list[tuple[int, Mapping[str, Any]]]:
+        cond = undecided_condition(sp)
+        rows = self.rows(f"SELECT _seq, _doc FROM aeq_ev WHERE {cond} ORDER BY _seq")
+        stats.undecided_rows = len(rows)
+        return [(seq, self._parse(text)) for seq, text in rows]
+
+    # ---------------------------------------------------------------- event queries
+    def _run_events(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list:
+        plan = sp.plan
+        assert isinstance(plan, EventPlan)
+        lo = sp.filters[0].bounds.lo
+        und = undecided_condition(sp)
+        sql = f"SELECT _ts, _seq FROM aeq_ev WHERE {sql_and(sql_not(und), lo)} AND _ts IS NOT NULL"
+        hits: list[tuple[int, int]] = [(ts, seq) for ts, seq in self.rows(sql)] if lo != "FALSE" else []
+        pred = plan.filter.predicate
+        extra: dict[int, Mapping[str, Any]] = {}
+        for seq, doc in self._undecided(sp, stats):
+            if pred(doc):
+                ts = doc_timestamp_ns(doc, options.timestamp_field)
+                if ts is not None:
+                    hits.append((ts, seq))
+                    extra[seq] = doc
+        if options.tiebreaker_field:
+            docs = self.docs_by_seq(s for _, s in hits)
+            docs.update(extra)
+            order_key = make_order_key(options.timestamp_field, options.tiebreaker_field)
+            ordered = sorted(hits, key=lambda h: order_key(docs[h[1]], h[1]) or (h[0], h[1]))
+            return apply_limits([docs[s] for _, s in ordered], options.size, plan.pipes)
+        hits.sort()
+        chosen = apply_limits([s for _, s in hits], options.size, plan.pipes)
+        docs = self.docs_by_seq(s for s in chosen if s not in extra)
+        docs.update(extra)
+        return [docs[s] for s in chosen]
+
+    # ---------------------------------------------------------------- samples
+    def _python_matches(self, sp: SqlPlan, undecided: list[tuple[int, Mapping[str, Any]]], options: QueryOptions) -> list[tuple]:
+        plan = sp.plan
+        filters = plan.filters if not isinstance(plan, EventPlan) else (plan.filter,)
+        out: list[tuple] = []
+        extractors = [make_extractor(f.keys) for f in filters]
+        for seq, doc in undecided:
+            ts = None
+            for fi, f in enumerate(filters):
+                if not f.predicate(doc):
+                    continue
+                ks = extractors[fi](doc)
+                if ks is None:
+                    continue
+                if ts is None:
+                    ts = doc_timestamp_ns(doc, options.timestamp_field)
+                for key in (ks,) if type(ks) is tuple else ks:
+                    out.append((fi, seq, ts, *_key_cells(key)))
+        return out
+
+    def _run_sample(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list[Match]:
+        plan = sp.plan
+        assert isinstance(plan, SamplePlan)
+        if options.tiebreaker_field or (len(sp.filters) + options.max_samples_per_key - 1) ** len(sp.filters) > _MAX_SQL_TUPLES:
+            stats.notes.append("tiebreaker or large max_samples_per_key: Python assembles the samples")
+            return self._python_sample(sp, options, stats)
+        undecided = self._undecided(sp, stats)
+        try:
+            py_rows = self._python_matches(sp, undecided, options)
+        except _NeedsPython:
+            stats.notes.append("a float or boolean join key: Python assembles the samples")
+            return self._python_sample(sp, options, stats)
+        kcols = key_columns(sp.nkeys)
+        cols = [("f", "BIGINT"), ("_seq", "BIGINT"), ("_ts", "BIGINT")] + [
+            (c, "BIGINT" if c.startswith("kn") else "TEXT") for c in kcols
+        ]
+        self.register_rows("aeq_py", cols, py_rows)
+        und = undecided_condition(sp)
+        decided = matches_sql(sp, f"(SELECT * FROM aeq_ev WHERE NOT ({und}))")
+        names = ", ".join(c for c, _ in cols)
+        self.create_view("aeq_m", f"SELECT {names} FROM ({decided}) _d UNION ALL SELECT {names} FROM aeq_py")
+        result = self.rows(sample_sql(sp, "aeq_m", options))
+        nk, nf = sp.nkeys, len(sp.filters)
+        docs = self.docs_by_seq(s for row in result for s in row[2 * nk : 2 * nk + nf])
+        for seq, doc in undecided:
+            docs[seq] = doc
+        out = []
+        for row in result:
+            key = tuple(row[2 * i] if row[2 * i] is not None else row[2 * i + 1] for i in range(nk))
+            out.append(Match(key, tuple(docs[s] for s in row[2 * nk : 2 * nk + nf])))
+        return out
+
+    def _candidates(self, sp: SqlPlan, stats: RunStats) -> list[Mapping[str, Any]]:
+        rows = self.rows(f"SELECT _seq, _doc FROM aeq_ev WHERE {candidate_condition(sp)} ORDER BY _seq")
+        stats.candidate_rows = len(rows)
+        return [self._parse(text) for _seq, text in rows]
+
+    def _python_sample(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list[Match]:
+        from auditeql.engine import run_batch
+
+        stats.python_finished = True
+        return list(run_batch(sp.plan, self._candidates(sp, stats), options))
+
+    # ---------------------------------------------------------------- sequences
+    def run_sequence(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list[Match]:
+        """SQL narrows to the rows that may match a stage; the Python engine finishes."""
+        from auditeql.engine import run_batch
+
+        stats.python_finished = True
+        return list(run_batch(sp.plan, self._candidates(sp, stats), options))
+
+
+def _key_cells(key: tuple) -> list[Any]:
+    cells: list[Any] = []
+    for v in key:
+        if v is None:
+            cells += [None, None]
+        elif type(v) is int:
+            cells += [v, None]
+        elif type(v) is str:
+            cells += [None, v]
+        elif type(v) is BoolKey or type(v) is float or True:
+            raise _NeedsPython()
+    return cells
+
+
+def join_key_value(kn: Any, ks: Any) -> Any:
+    return kn if kn is not None else ks
+
+
+def default_options(options: QueryOptions | None) -> QueryOptions:
+    return options or QueryOptions()
+
+
+def plan_for(query: str | Plan, options: QueryOptions | None = None) -> Plan:
+    """A compiled plan from query text (or the plan itself)."""
+    if isinstance(query, str):
+        from auditeql.eql import compile_query
+
+        opts = options or QueryOptions()
+        return compile_query(query, event_category_field=opts.event_category_field)
+    return query
+
+
+_ = (Doc, Sequence)

@@ -1,0 +1,82 @@
+"""What the SQL back ends read: Parquet in the pinned schema, ECS NDJSON, or raw audit logs.
+
+Why sort inputs by kind: DuckDB and Spark read Parquet and NDJSON natively (fast, no Python per
+event), while raw audit logs must go through the Python normalizer first (audit → ECS); those
+documents are then handed to the engine as Arrow record batches in the pinned schema.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Input paths grouped by kind, each list in the order given."""
+
+    parquet: tuple[str, ...] = ()
+    ndjson: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()  # raw audit logs, stdin: normalized in Python
+
+    @property
+    def kinds(self) -> int:
+        return sum(1 for x in (self.parquet, self.ndjson, self.other) if x)
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if p != "-" and not os.path.exists(p) and glob.has_magic(p):
+            matches = sorted(glob.glob(p))
+            if not matches:
+                raise ValueError(f"{p}: no file matches this pattern")
+            out.extend(matches)
+        else:
+            out.append(p)
+    return out
+
+
+def sniff(path: str) -> str:
+    """``"parquet"``, ``"ndjson"`` or ``"other"`` (raw audit log or stdin) from the first bytes."""
+    if path == "-":
+        return "other"
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory; give the files (a glob such as '{path}/*.parquet' works)")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PAR1":
+        return "parquet"
+    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        chunk = fh.read(4096)
+    stripped = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "ndjson" if stripped[:1] == b"{" else "other"
+
+
+def classify(paths: Sequence[str]) -> Inputs:
+    """Group inputs by kind; raises ``ValueError`` (with advice) for unreadable paths."""
+    groups: dict[str, list[str]] = {"parquet": [], "ndjson": [], "other": []}
+    for p in _expand(paths):
+        if p != "-" and not os.path.exists(p):
+            raise ValueError(f"{p}: no such file")
+        groups[sniff(p)].append(p)
+    return Inputs(tuple(groups["parquet"]), tuple(groups["ndjson"]), tuple(groups["other"]))
+
+
+def documents(
+    paths: Iterable[str], *, flavor: str = "auditbeat", host_id: str | None = None, host_name: str | None = None
+) -> Iterator[Mapping[str, Any]]:
+    """ECS documents from raw audit logs or ECS NDJSON (the audit layer's reader does both)."""
+    from auditeql.sources.files import read_documents
+
+    kwargs: dict[str, Any] = {"flavor": flavor}
+    if host_id is not None or host_name is not None:
+        from auditeql.audit.host import HostInfo
+
+        kwargs["host"] = HostInfo.detect(host_id=host_id, host_name=host_name)
+    yield from read_documents(list(paths), **kwargs)

@@ -1,0 +1,258 @@
+"""Follow a growing audit.log the way ``tail -F`` does, across rotation, with a checkpoint.
+
+auditd rotates by renaming (``audit.log`` → ``audit.log.1``, a new ``audit.log`` is created);
+logrotate's ``copytruncate`` truncates in place. Both are handled:
+
+* **rename**: when the path names a different inode, the old file is read to its end first
+  (auditd may have written a last burst after our previous read), then the new file from 0;
+* **truncate**: when the file is shorter than our offset, or its first bytes changed (it was
+  truncated and has grown past our offset again), we start again at 0.
+
+Only complete lines are handed out; a partial last line waits for its newline. The position
+(device, inode, offset just after the last line handed out) is available as :attr:`position`
+so the caller can save a :class:`~auditeql.sources.checkpoint.Checkpoint` *after* it has
+processed the lines, at an event boundary. On start, a checkpoint whose file has meanwhile
+been rotated is found again by inode among the path's siblings (``audit.log.1`` …) and
+finished before the current file is read: a restart neither loses nor repeats events.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from auditeql.sources.checkpoint import HEAD_BYTES, Checkpoint, head_digest, head_matches
+
+_CHUNK = 1 << 20
+
+
+class FollowError(OSError):
+    """The followed file cannot be read; the message says which and why."""
+
+
+class FileFollower:
+    """Complete lines appended to ``path``, across rotation; see the module docstring.
+
+    ``start_at_end`` applies only when there is no usable checkpoint (the first run): like
+    ``tail -f`` we then skip what is already in the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        checkpoint: Checkpoint | None = None,
+        *,
+        start_at_end: bool = True,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._stderr = stderr if stderr is not None else sys.stderr
+        self._fd: int | None = None
+        self._dev = 0
+        self._ino = 0
+        self._offset = 0  # bytes consumed as complete lines
+        self._read_pos = 0  # bytes read from the file (offset + len(partial))
+        self._partial = b""
+        self._head = ""
+        self._draining: Path | None = None  # a rotated file being finished before ``path``
+        self.rotations = 0
+        self.truncations = 0
+        self._start(checkpoint, start_at_end)
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def position(self) -> Checkpoint:
+        """Where a restart should resume: just after the last line handed out."""
+        self._refresh_head()
+        return Checkpoint(str(self.path), self._dev, self._ino, self._offset, self._head)
+
+    def read(self, timeout: float = 0.0, max_bytes: int = 8 * _CHUNK) -> list[bytes]:
+        """Complete lines available now (without newlines); waits up to ``timeout`` seconds.
+
+        Files cannot be ``select``-ed for new data, so waiting is a short poll loop.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self._read_once(max_bytes)
+            if lines:
+                return lines
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return lines
+            select.select([], [], [], min(0.05, remaining))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FileFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ start-up
+
+    def _start(self, cp: Checkpoint | None, start_at_end: bool) -> None:
+        if cp is not None:
+            current = _stat(self.path)
+            if current is not None and (current.st_dev, current.st_ino) == (cp.device, cp.inode):
+                self._open(self.path, cp.offset, expect_head=cp.head)
+                return
+            rotated = self._find_by_inode(cp.device, cp.inode)
+            if rotated is not None:
+                # finish the file we were in when we stopped, then carry on with ``path``
+                self._open(rotated, cp.offset, expect_head=cp.head)
+                self._draining = rotated
+                return
+            self._warn(
+                f"checkpointed file (inode {cp.inode}) is gone; reading {self.path} from its start "
+                "(events written to the rotated file after the checkpoint may be missing)"
+            )
+            self._open_path(0)
+            return
+        self._open_path(None if start_at_end else 0)
+
+    def _open_path(self, offset: int | None) -> None:
+        """Open ``path`` at ``offset`` (``None`` = its end); a missing file is waited for."""
+        if _stat(self.path) is None:
+            self._fd = None
+            return
+        self._open(self.path, offset)
+
+    def _open(self, path: Path, offset: int | None, expect_head: str = "") -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._fd = None
+            return
+        except OSError as exc:
+            raise FollowError(exc.errno, f"cannot read {path}: {exc.strerror}") from exc
+        st = os.fstat(fd)
+        self.close()
+        self._fd, self._dev, self._ino = fd, st.st_dev, st.st_ino
+        if offset is None:
+            offset = st.st_size
+        elif offset > st.st_size or not head_matches(fd, expect_head):
+            self._warn(f"{path} was truncated since the checkpoint; reading it from the start")
+            self.truncations += 1
+            offset = 0
+        self._offset = self._read_pos = offset
+        self._partial = b""
+        self._head = ""
+        self._refresh_head()
+
+    def _find_by_inode(self, dev: int, ino: int) -> Path | None:
+        parent = self.path.parent
+        try:
+            names = sorted(os.listdir(parent))
+        except OSError:
+            return None
+        for name in names:
+            if not name.startswith(self.path.name):
+                continue
+            candidate = parent / name
+            st = _stat(candidate)
+            if st is not None and (st.st_dev, st.st_ino) == (dev, ino):
+                return candidate
+        return None
+
+    # ------------------------------------------------------------------ reading
+
+    def _read_once(self, max_bytes: int) -> list[bytes]:
+        if self._fd is None:
+            if self._draining is None:
+                self._open_path(0)  # the file appeared (after a rename, before the re-create)
+            if self._fd is None:
+                return []
+        if self._read_pos and self._head_changed():
+            # truncated in place and grown again past our offset (copytruncate + busy writer)
+            self._restart_file()
+        data = self._read_available(max_bytes)
+        if data:
+            return self._split(data)
+        # At EOF: was the file rotated or truncated?
+        if self._draining is not None:
+            self._draining = None
+            return self._switch_to_path()
+        st = _stat(self.path)
+        if st is None:
+            return []  # renamed away, not yet re-created: keep our fd, wait
+        if (st.st_dev, st.st_ino) != (self._dev, self._ino):
+            return self._switch_to_path()
+        if st.st_size < self._read_pos:
+            self._restart_file()
+            return self._split(self._read_available(max_bytes))
+        return []
+
+    def _restart_file(self) -> None:
+        self.truncations += 1
+        self._offset = self._read_pos = 0
+        self._partial = b""
+        self._head = ""
+
+    def _refresh_head(self) -> None:
+        """Hash the processed prefix of the file (up to HEAD_BYTES) once there is one."""
+        if self._fd is None:
+            return
+        have = int(self._head.partition(":")[0] or 0)
+        if have < HEAD_BYTES and self._offset > have:
+            self._head = head_digest(self._fd, self._offset)
+
+    def _head_changed(self) -> bool:
+        assert self._fd is not None
+        return not head_matches(self._fd, self._head)
+
+    def _switch_to_path(self) -> list[bytes]:
+        # Whatever is left of the old file without a newline is still a record: hand it out.
+        tail = [self._partial] if self._partial.strip() else []
+        self.rotations += 1
+        self.close()
+        self._partial = b""
+        self._open_path(0)
+        if self._fd is None:
+            self._dev = self._ino = self._offset = self._read_pos = 0
+            return tail
+        return tail + self._split(self._read_available(8 * _CHUNK))
+
+    def _read_available(self, max_bytes: int) -> bytes:
+        assert self._fd is not None
+        chunks: list[bytes] = []
+        got = 0
+        while got < max_bytes:
+            chunk = os.pread(self._fd, min(_CHUNK, max_bytes - got), self._read_pos)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            self._read_pos += len(chunk)
+        return b"".join(chunks)
+
+    def _split(self, data: bytes) -> list[bytes]:
+        if not data:
+            return []
+        buf = self._partial + data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            self._partial = buf
+            return []
+        self._partial = buf[cut + 1:]
+        self._offset = self._read_pos - len(self._partial)
+        self._refresh_head()
+        return [line for line in buf[:cut].split(b"\n") if line]
+
+    def _warn(self, message: str) -> None:
+        print(f"auditeql: {message}", file=self._stderr, flush=True)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None

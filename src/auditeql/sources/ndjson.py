@@ -1,0 +1,134 @@
+"""ECS NDJSON documents from files, ``.gz`` files or stdin (``-``).
+
+One document per line. A line that is not a JSON object is reported on stderr with its
+file and line number and skipped — a bad line never ends the run and never costs the valid
+lines around it. :func:`read_ndjson_raw` also hands out each raw line, so callers can skip
+lines cheaply before parsing (``auditeql.eql.plan.line_may_match``) and print documents
+exactly as they were read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import orjson
+
+#: Called with a one-line message for every line or file that cannot be used.
+Reporter = Callable[[str], None]
+
+
+def stderr_reporter(message: str) -> None:
+    print(f"auditeql: {message}", file=sys.stderr)
+
+
+class NdjsonStats:
+    """Counters a caller can show at the end of a run."""
+
+    __slots__ = ("lines", "documents", "bad_lines", "skipped_by_literals", "bad_files")
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.documents = 0
+        self.bad_lines = 0
+        self.skipped_by_literals = 0
+        self.bad_files = 0
+
+
+def _display(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open ``path`` (``-`` = stdin) for reading bytes, decompressing gzip by magic number."""
+    if path == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+        peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        if peek == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return raw
+    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        return io.BufferedReader(gzip.GzipFile(fileobj=fh))  # type: ignore[arg-type]
+    return fh
+
+
+def iter_lines(
+    paths: Iterable[str], report: Reporter = stderr_reporter, stats: NdjsonStats | None = None
+) -> Iterator[tuple[str, int, bytes]]:
+    """``(path, line_number, raw_line)`` for every non-blank line of every input."""
+    for path in paths:
+        try:
+            fh = open_binary(path)
+        except OSError as exc:
+            if stats is not None:
+                stats.bad_files += 1
+            report(f"{_display(path)}: cannot read: {exc.strerror or exc}")
+            continue
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno used after the loop
+                if stats is not None:
+                    stats.lines += 1
+                if line.isspace() or not line:
+                    continue
+                yield path, lineno, line
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            if stats is not None:
+                stats.bad_files += 1
+            report(f"{_display(path)}:{lineno + 1}: input ends early ({exc}); the lines before were used")
+        finally:
+            if path != "-":
+                fh.close()
+
+
+def parse_line(path: str, lineno: int, line: bytes, report: Reporter) -> dict[str, Any] | None:
+    """The JSON object on ``line``, or ``None`` (reported) when it is not one."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        report(f"{_display(path)}:{lineno}: skipped: not valid JSON ({exc.msg})")
+        return None
+    if not isinstance(doc, dict):
+        report(f"{_display(path)}:{lineno}: skipped: a document must be a JSON object, found {type(doc).__name__}")
+        return None
+    return doc
+
+
+def read_ndjson_raw(
+    paths: Iterable[str],
+    *,
+    may_match: Callable[[bytes], bool] | None = None,
+    report: Reporter = stderr_reporter,
+    stats: NdjsonStats | None = None,
+) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """``(document, raw_line)`` pairs; lines for which ``may_match`` is false are not parsed."""
+    st = stats if stats is not None else NdjsonStats()
+    loads = orjson.loads
+    for path, lineno, line in iter_lines(paths, report, st):
+        if may_match is not None and not may_match(line):
+            st.skipped_by_literals += 1
+            continue
+        try:
+            doc = loads(line)
+        except orjson.JSONDecodeError:
+            doc = None
+        if doc.__class__ is not dict:
+            parse_line(path, lineno, line, report)  # reports why
+            st.bad_lines += 1
+            continue
+        st.documents += 1
+        yield doc, line
+
+
+def read_ndjson(
+    paths: Iterable[str], *, report: Reporter = stderr_reporter, stats: NdjsonStats | None = None
+) -> Iterator[dict[str, Any]]:
+    """ECS documents from NDJSON inputs (architecture contract: ``read_ndjson(paths)``)."""
+    for doc, _line in read_ndjson_raw(paths, report=report, stats=stats):
+        yield doc

@@ -1,0 +1,198 @@
+"""Live inputs for ``watch``: each turns its source into ECS documents through one Normalizer.
+
+``--source`` values and what they become:
+
+* ``netlink`` → :class:`NetlinkInput` (kernel multicast, records → ``Normalizer.feed_netlink``);
+* ``file:PATH`` → :class:`FileInput` (followed across rotation, checkpointed at event boundaries);
+* ``audisp`` → :class:`StreamInput` over stdin (auditd's dispatcher, string or binary format);
+  ``audisp:SOCKET`` → the same over auditd's builtin af_unix plugin socket;
+* ``-`` → :class:`StreamInput` over stdin, which may carry raw audit lines or ECS NDJSON.
+
+All inputs share one small protocol — ``read(timeout) -> list[doc]``, ``eof``, ``flush()``,
+``maintain()``, ``checkpoint(force)``, ``stats()``, ``close()`` — so the runner does not care
+where documents come from.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import orjson
+
+from auditeql.audit.pipeline import Normalizer
+from auditeql.sources import audisp, checkpoint
+from auditeql.sources.follow import FileFollower
+from auditeql.sources.netlink import NetlinkSource
+
+Doc = dict[str, Any]
+
+
+class SourceError(ValueError):
+    """A ``--source`` value that cannot be used; the message says what is accepted."""
+
+
+class _Input:
+    """Common parts: the normalizer, periodic maintenance, end-of-input flush."""
+
+    kind = "input"
+
+    def __init__(self, normalizer: Normalizer) -> None:
+        self.normalizer = normalizer
+        self.eof = False
+
+    def maintain(self) -> list[Doc]:
+        """Events whose reassembly timed out (a record was lost or never came)."""
+        return self.normalizer.maintain()
+
+    def flush(self) -> list[Doc]:
+        """Every event still being reassembled (shutdown)."""
+        return self.normalizer.flush()
+
+    def checkpoint(self, force: bool = False) -> None:
+        """Save the read position if this input has one (only :class:`FileInput`)."""
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class NetlinkInput(_Input):
+    kind = "netlink"
+
+    def __init__(self, normalizer: Normalizer, *, rcvbuf: int, stderr: TextIO | None = None) -> None:
+        super().__init__(normalizer)
+        self.source = NetlinkSource(rcvbuf=rcvbuf, stderr=stderr)
+
+    def read(self, timeout: float) -> list[Doc]:
+        feed = self.normalizer.feed_netlink
+        docs: list[Doc] = []
+        for msg_type, payload in self.source.read(timeout=timeout):
+            docs.extend(feed(msg_type, payload))
+        return docs
+
+    def stats(self) -> dict[str, Any]:
+        return {"enobufs": self.source.overflows}
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class FileInput(_Input):
+    """A followed audit.log. The checkpoint is written only when no event is half-read.
+
+    Saving at an event boundary matters: an event's records are several lines; a checkpoint in
+    the middle of one would, after a restart, give the reassembler its tail without its head.
+    So the position is saved when the reassembler holds nothing (``in_flight == 0``) — at most
+    once per ``every`` seconds — and unconditionally after the final flush at shutdown.
+    """
+
+    kind = "file"
+
+    def __init__(self, normalizer: Normalizer, path: str, *, checkpoint_path: str | None,
+                 from_start: bool = False, every: float = 1.0, stderr: TextIO | None = None) -> None:
+        super().__init__(normalizer)
+        self.checkpoint_path = checkpoint_path
+        saved = checkpoint.load(checkpoint_path) if checkpoint_path else None
+        self.follower = FileFollower(path, saved, start_at_end=not from_start, stderr=stderr)
+        self._every = every
+        self._last_saved = 0.0
+        self._saved_pos: checkpoint.Checkpoint | None = saved
+        self.checkpoints_written = 0
+
+    def read(self, timeout: float) -> list[Doc]:
+        feed = self.normalizer.feed_line
+        docs: list[Doc] = []
+        for line in self.follower.read(timeout=timeout):
+            docs.extend(feed(line))
+        return docs
+
+    def checkpoint(self, force: bool = False) -> None:
+        if not self.checkpoint_path:
+            return
+        now = time.monotonic()
+        if not force and (now - self._last_saved < self._every or self.normalizer.reassembler.in_flight):
+            return
+        pos = self.follower.position
+        if pos == self._saved_pos:
+            return
+        checkpoint.save(self.checkpoint_path, pos)
+        self._saved_pos = pos
+        self._last_saved = now
+        self.checkpoints_written += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {"rotations": self.follower.rotations, "truncations": self.follower.truncations}
+
+    def close(self) -> None:
+        self.follower.close()
+
+
+class StreamInput(_Input):
+    """stdin or an af_unix socket: audit lines, audisp binary frames, or ECS NDJSON lines."""
+
+    kind = "stream"
+
+    def __init__(self, normalizer: Normalizer, reader: audisp.StreamReader, *,
+                 stderr: TextIO | None = None) -> None:
+        super().__init__(normalizer)
+        self.reader = reader
+        self._stderr = stderr if stderr is not None else sys.stderr
+        self.bad_json = 0
+        self.ecs_documents = 0
+
+    def read(self, timeout: float) -> list[Doc]:
+        norm = self.normalizer
+        docs: list[Doc] = []
+        for rtype, data in self.reader.read(timeout=timeout):
+            if rtype is not None:
+                docs.extend(norm.feed_netlink(rtype, data))
+            elif data[:1] == b"{":
+                doc = self._json(data)
+                if doc is not None:
+                    docs.append(doc)
+            else:
+                docs.extend(norm.feed_line(data))
+        self.eof = self.reader.eof
+        return docs
+
+    def _json(self, line: bytes) -> Doc | None:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            doc = exc
+        if isinstance(doc, dict):
+            self.ecs_documents += 1
+            return doc
+        self.bad_json += 1
+        if self.bad_json <= 5:
+            print(f"auditeql: skipped a line that starts like JSON but is not a JSON object ({line[:60]!r}…)",
+                  file=self._stderr, flush=True)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"bad_lines": self.bad_json + self.reader.errors} if (self.bad_json or self.reader.errors) else {}
+
+
+def open_input(spec: str, make_normalizer: Callable[[], Normalizer], *, rcvbuf: int,
+               checkpoint_path: str | None, from_start: bool, stderr: TextIO | None = None) -> _Input:
+    """The input named by a ``--source`` value (see the module docstring)."""
+    if spec == "netlink":
+        return NetlinkInput(make_normalizer(), rcvbuf=rcvbuf, stderr=stderr)
+    if spec.startswith("file:"):
+        path = spec[5:]
+        if not path:
+            raise SourceError("--source file:PATH needs a path, e.g. file:/var/log/audit/audit.log")
+        return FileInput(make_normalizer(), path, checkpoint_path=checkpoint_path, from_start=from_start,
+                         stderr=stderr)
+    if spec in ("audisp", "-"):
+        return StreamInput(make_normalizer(), audisp.stdin_reader(), stderr=stderr)
+    if spec.startswith("audisp:"):
+        return StreamInput(make_normalizer(), audisp.connect(spec[7:]), stderr=stderr)
+    raise SourceError(
+        f"unknown --source {spec!r}; use netlink, file:PATH, audisp, audisp:SOCKET or - (stdin)"
+    )

@@ -1,0 +1,28 @@
+"""Printing then re-parsing any AST (in the parser's normal form) gives the same AST."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from auditeql.eql import ast, parse_query, to_text
+
+from eql_strategies import queries
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(queries)
+def test_print_then_parse_is_identity(query: ast.Query) -> None:
+    text = to_text(query)
+    assert parse_query(text) == query, text
+
+
+def test_seed_rule_roundtrip() -> None:
+    from pathlib import Path
+
+    spec = Path("/work/shared/spec/seed-rule.md")
+    text = spec.read_text().split("```")[1] if spec.exists() else SEED_QUERY
+    q = parse_query(text)
+    assert parse_query(to_text(q)) == q
+
+
+SEED_QUERY = 'sample by host.id [process where process.name : ("bash", "python*")] [network where true]'

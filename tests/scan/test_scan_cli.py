@@ -1,0 +1,178 @@
+"""End to end: `auditeql scan` on the real recording, its input shapes, the store, exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from scan.scan_docs import SEED_ID
+
+TOLERANCE_S = 0.25  # scenario start/end are taken by the recorder just around the commands
+
+
+def run_scan(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "auditeql.cli", "scan", *args], input=stdin, capture_output=True, timeout=300, env=env
+    )
+
+
+def alert_docs(proc: subprocess.CompletedProcess) -> list[dict]:
+    return [orjson.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def groups(alerts: list[dict]) -> dict[str, list[dict]]:
+    """shell uuid -> [shell, building blocks...]"""
+    out: dict[str, list[dict]] = {}
+    for a in alerts:
+        out.setdefault(a.get("kibana.alert.group.id", a["kibana.alert.uuid"]), []).append(a)
+    return out
+
+
+def scenario_of(group: list[dict], scenarios: list[dict]) -> str | None:
+    from auditeql.engine import timestamp_ms
+
+    times = [timestamp_ms(a["kibana.alert.original_time"]) / 1000 for a in group]
+    names = {s["name"] for s in scenarios for t in times if s["start"] - TOLERANCE_S <= t <= s["end"] + TOLERANCE_S}
+    return names.pop() if len(names) == 1 else None
+
+
+def check_seed_alerts(alerts: list[dict], corpus: Path) -> None:
+    scenarios = json.loads((corpus / "scenarios.json").read_text())
+    expected = {s["name"] for s in scenarios if s["seed_rule_alerts"]}
+    assert len(expected) == 9
+    gs = groups(alerts)
+    found = {}
+    for gid, members in gs.items():
+        shell = next(a for a in members if a["kibana.alert.uuid"] == gid)
+        bbs = sorted((a for a in members if a is not shell), key=lambda a: a["kibana.alert.group.index"])
+        name = scenario_of(members, scenarios)
+        assert name is not None, f"alert group {gid} at {shell['kibana.alert.original_time']} matches no single scenario"
+        assert name not in found, f"scenario {name} alerted twice"
+        found[name] = shell
+        # each group carries the rule's metadata
+        for a in members:
+            assert a["kibana.alert.rule.rule_id"] == SEED_ID
+            assert a["kibana.alert.rule.name"] == "Potential Reverse Shell via UDP"
+            assert a["kibana.alert.rule.risk_score"] == 47 and a["kibana.alert.severity"] == "medium"
+            assert a["kibana.alert.rule.threat"][0]["technique"][0]["subtechnique"][0]["id"] == "T1059.004"
+            assert a["event"]["kind"] == "signal"
+        assert [b["kibana.alert.group.index"] for b in bbs] == [0, 1, 2]
+        assert bbs[0]["auditd"]["data"]["syscall"] == "execve"
+        assert bbs[1]["auditd"]["data"]["syscall"] == "socket" and bbs[1]["auditd"]["data"]["a1"] == "2"
+        assert bbs[2]["event"]["action"] == "connected-to" if "action" in bbs[2]["event"] else True
+        assert bbs[2]["destination"]["ip"] in ("203.0.113.2", "2001:db8:77::2")
+        assert len({(b["process"]["pid"], b["process"]["parent"]["pid"]) for b in bbs}) == 1
+        assert shell["kibana.alert.depth"] == 2 and shell["auditeql.ancestry"]
+    assert set(found) == expected
+
+
+def test_scan_raw_log_raises_exactly_the_nine_scenarios(corpus, tmp_path):
+    proc = run_scan("--format", "ndjson", "--no-store", str(corpus / "audit.log.gz"))
+    assert proc.returncode == 1, proc.stderr.decode()
+    alerts = alert_docs(proc)
+    check_seed_alerts(alerts, corpus)
+    assert len(alerts) == 9 * 4
+    # the command line auditeql adds, e.g. the IPv6 bash redirect's parent
+    lines = " ".join(a.get("auditeql.command_line", "") + json.dumps(a.get("auditeql.ancestry", [])) for a in alerts)
+    assert "/dev/udp/2001:db8:77::2/53001" in lines
+
+
+def test_table_output_and_store_dedup_across_runs(corpus, tmp_path):
+    store = tmp_path / "state" / "alerts.db"
+    first = run_scan("--store", str(store), str(corpus / "audit.log.gz"))
+    assert first.returncode == 1
+    out = first.stdout.decode()
+    assert "9 alert group(s)" in out and "Potential Reverse Shell via UDP" in out and "203.0.113.2:53001" in out
+    assert "[2001:db8:77::2]:53001" in out
+    assert "36 new in" in first.stderr.decode()
+    second = run_scan("--store", str(store), "--format", "ndjson", str(corpus / "audit.log.gz"))
+    assert second.returncode == 1 and "0 new in" in second.stderr.decode()
+    from auditeql.alerts.store import AlertStore
+
+    with AlertStore(str(store)) as s:
+        assert s.count() == 36 and len(s.groups()) == 9
+    # `alerts list` / `show` read it back
+    lst = subprocess.run([sys.executable, "-m", "auditeql.cli", "alerts", "list", "--store", str(store), "--format", "ndjson"], capture_output=True)
+    assert lst.returncode == 0 and len(lst.stdout.splitlines()) == 36
+    some = orjson.loads(lst.stdout.splitlines()[0])["kibana.alert.uuid"]
+    show = subprocess.run([sys.executable, "-m", "auditeql.cli", "alerts", "show", "--store", str(store), some[:16]], capture_output=True)
+    assert show.returncode == 0 and some in show.stdout.decode()
+
+
+def test_ids_identical_across_runs(corpus):
+    a = run_scan("--format", "ndjson", "--no-store", "--host-id", "fixed", str(corpus / "audit.log.gz"))
+    b = run_scan("--format", "ndjson", "--no-store", "--host-id", "fixed", str(corpus / "audit.log.gz"))
+    assert a.stdout == b.stdout and a.stdout  # byte-identical documents, ids included
+
+
+def test_auditbeat_export_without_host_metadata(corpus):
+    oracle = str(corpus / "auditbeat_oracle.ndjson.gz")
+    bare = run_scan("--format", "ndjson", "--no-store", oracle)
+    assert bare.returncode == 0 and bare.stdout == b""
+    assert "--host-id" in bare.stderr.decode() and "no host.id or host.os.type" in bare.stderr.decode()
+    filled = run_scan("--format", "ndjson", "--no-store", "--host-id", "rec-host", oracle)
+    assert filled.returncode == 1
+    alerts = alert_docs(filled)
+    check_seed_alerts(alerts, corpus)
+    assert {a["host"]["id"] for a in alerts} == {"rec-host"} and {a["host"]["os"]["type"] for a in alerts} == {"linux"}
+    # same audit events, same host id, same index: the raw log gives the same alert ids
+    raw = alert_docs(run_scan("--format", "ndjson", "--no-store", "--flavor", "auditbeat", "--host-id", "rec-host", str(corpus / "audit.log.gz")))
+    assert sorted(a["kibana.alert.uuid"] for a in raw) == sorted(a["kibana.alert.uuid"] for a in alerts)
+
+
+def test_auditd_manager_export_from_stdin(corpus, tmp_path):
+    from auditeql.audit.host import HostInfo
+    from auditeql.sources.files import read_documents
+
+    host = HostInfo.detect(host_id="am-host", host_name="am-01")
+    docs = list(read_documents([str(corpus / "audit.log.gz")], flavor="auditd-manager", host=host))
+    assert docs and all(d["data_stream"]["dataset"] == "auditd_manager.auditd" for d in docs)
+    data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
+    proc = run_scan("--format", "ndjson", "--no-store", "-", stdin=data)
+    assert proc.returncode == 1, proc.stderr.decode()
+    alerts = alert_docs(proc)
+    check_seed_alerts(alerts, corpus)
+    assert all(a["kibana.alert.ancestors"][0]["index"] == "logs-auditd_manager.auditd-default" for a in alerts if a["kibana.alert.depth"] == 1)
+    # also as a gzip file among globs
+    (tmp_path / "export-1.ndjson.gz").write_bytes(gzip.compress(data))
+    proc = run_scan("--format", "ndjson", "--no-store", str(tmp_path / "export-*.ndjson.gz"))
+    assert proc.returncode == 1 and len(alert_docs(proc)) == 36
+
+
+def test_exit_codes_and_errors(tmp_path):
+    empty = tmp_path / "quiet.ndjson"
+    empty.write_text('{"@timestamp": "2026-11-29T14:00:00Z", "event": {"category": ["process"]}, "host": {"id": "h", "os": {"type": "linux"}}}\n')
+    ok = run_scan("--no-store", str(empty))
+    assert ok.returncode == 0 and "no alerts" in ok.stdout.decode()
+    missing = run_scan("--no-store", str(tmp_path / "nope.log"))
+    assert missing.returncode == 2 and b"Traceback" not in missing.stderr and b"nope.log" in missing.stderr
+    bad_rule = tmp_path / "bad.toml"
+    bad_rule.write_text('[rule]\nrule_id = "x"\nname = "x"\ndescription = "x"\ntype = "eql"\nlanguage = "eql"\nrisk_score = 5\nseverity = "meh"\nquery = "any where true"\n')
+    proc = run_scan("--no-store", "--rule", str(bad_rule), str(empty))
+    assert proc.returncode == 2 and b"bad.toml: rule.severity:" in proc.stderr and b"Traceback" not in proc.stderr
+    proc = run_scan("--no-store", "--engine", "nosuch", str(empty))
+    assert proc.returncode == 2 and b"unknown engine" in proc.stderr
+    proc = run_scan("--no-store", "--format", "xml", str(empty))
+    assert proc.returncode == 2
+
+
+def test_user_rule_with_output_file(tmp_path):
+    rule = tmp_path / "r.toml"
+    rule.write_text('[rule]\nrule_id = "my-rule"\nname = "Any process"\ndescription = "x"\ntype = "eql"\nlanguage = "eql"\n'
+                    'risk_score = 5\nseverity = "low"\nquery = "process where process.name == \\"cron\\""\n')
+    data = tmp_path / "d.ndjson"
+    data.write_text("\n".join(json.dumps({"@timestamp": f"2026-11-29T14:0{i}:00Z", "event": {"category": ["process"]},
+                                          "process": {"name": "cron", "pid": i}, "host": {"id": "h"}}) for i in range(3)) + "\nnot json\n")
+    out = tmp_path / "alerts.ndjson"
+    proc = run_scan("--no-builtin", "--rule", str(rule), "--no-store", "--format", "ndjson", "--output", str(out), str(data))
+    assert proc.returncode == 1 and proc.stdout == b""
+    alerts = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert sorted(a["process"]["pid"] for a in alerts) == [0, 1, 2]
+    assert all(a["kibana.alert.rule.rule_id"] == "my-rule" and "kibana.alert.group.id" not in a for a in alerts)
+    assert b"skipped" in proc.stderr  # the bad line was reported, the good ones used
