@@ -81,6 +81,8 @@ def test_key_sort_order_is_null_then_typed_then_bytes():
     (10, [("tail", 3)], [18, 19, 20]),
     (10, [("tail", 10), ("head", 7)], [11, 12, 13, 14, 15, 16, 17]),
     (3, [("tail", 10)], [18, 19, 20]),
+    (30, [("tail", 25)], list(range(1, 21))),
+    (3, [("tail", 2)], [19, 20]),
     (10, [("head", 0)], []),
     (0, [], []),
 ])
@@ -110,3 +112,23 @@ def test_sample_batch_uses_documents_without_timestamp():
 def test_run_batch_rejects_unknown_plan():
     with pytest.raises(TypeError, match="expected an EventPlan"):
         run_batch("sample by x", [], QueryOptions())  # type: ignore[arg-type]
+
+
+def test_fast_timestamp_path_agrees_with_the_general_parser():
+    import random
+
+    from auditeql.engine.ordering import _ISO, _slow
+
+    rnd = random.Random(3)
+    chars = "0123456789:.-TZ²"
+    for _ in range(20000):
+        s = "2023-0{}-1{}T{}{}:{}{}:{}{}{}Z".format(*(rnd.choice(chars) for _ in range(9)))
+        m = _ISO.match(s)
+        assert timestamp_ns(s) == (_slow(m) if m else timestamp_ns(s))
+        if m is None:
+            assert timestamp_ns(s) is None
+    for _ in range(2000):
+        ms = rnd.randrange(0, 4 * 10**12)
+        d = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc)
+        s = d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        assert timestamp_ms(s) == ms

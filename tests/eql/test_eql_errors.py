@@ -8,7 +8,7 @@ from auditeql.eql import EqlError, compile_query, parse_query
 
 ERRORS = [
     # (query, message fragment, line, column)
-    ("process where name = \"x\"", "use ==", 1, 15),
+    ("process where name = \"x\"", "use ==", 1, 20),
     ("process where name == 'x'", "double quotes", 1, 23),
     ("process where\n  name == 'x'", "double quotes", 2, 11),
     ('process where name == "\\q"', "unknown escape", 1, 24),

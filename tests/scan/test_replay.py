@@ -216,3 +216,35 @@ def test_replay_equals_naive_on_the_recorded_corpus(corpus):
     fast = replay(docs).alerts
     assert len(shells(replay(docs))) == 9
     assert [a["kibana.alert.uuid"] for a in fast] == [a["kibana.alert.uuid"] for a in naive([SEED], docs)]
+
+
+def test_alerts_of_the_same_rule_are_not_source_events():
+    docs = triple(T + 2 * MIN, 10, 500)
+    first = replay(docs).alerts
+    again = replay(docs + first).alerts  # e.g. an export that mixes events and alerts
+    assert [a["kibana.alert.uuid"] for a in again] == [a["kibana.alert.uuid"] for a in first]
+    other = replace(SEED, rule_id="another-rule")
+    assert len(replay(first, rules=(other,)).alerts) > 0  # another rule may alert on them, as in Kibana
+
+
+def test_engine_seam_dispatches_through_the_registry(monkeypatch):
+    from auditeql.rules import replay as replay_mod
+
+    calls = []
+
+    def counting():
+        inner = replay_mod._python_runner()
+
+        def run(rule, docs, options):
+            calls.append(len(docs))
+            return inner(rule, docs, options)
+
+        return run
+
+    monkeypatch.setitem(replay_mod.ENGINES, "counting", counting)
+    rp = Replayer([SEED], engine="counting")
+    for d in triple(T + 2 * MIN, 10, 500):
+        rp.feed(d)
+    assert len(shells(rp.finish())) == 1 and calls == [3]
+    with pytest.raises(ValueError, match="unknown engine"):
+        Replayer([SEED], engine="nope")

@@ -72,8 +72,19 @@ def check_seed_alerts(alerts: list[dict], corpus: Path) -> None:
     assert set(found) == expected
 
 
-def test_scan_raw_log_raises_exactly_the_nine_scenarios(corpus, tmp_path):
-    proc = run_scan("--format", "ndjson", "--no-store", str(corpus / "audit.log.gz"))
+@pytest.fixture(scope="module")
+def raw_runs(tmp_path_factory):
+    """Two scans of the raw log into one store: (first, second, store path)."""
+    corpus = Path("/work/shared/corpus/udp-shells-1")
+    if not (corpus / "audit.log.gz").exists():
+        pytest.skip(f"LOUD SKIP: the shared corpus {corpus} is absent; the end-to-end check did not run")
+    store = tmp_path_factory.mktemp("state") / "sub" / "alerts.db"
+    args = ("--format", "ndjson", "--store", str(store), "--host-id", "fixed", str(corpus / "audit.log.gz"))
+    return run_scan(*args), run_scan(*args), store
+
+
+def test_scan_raw_log_raises_exactly_the_nine_scenarios(corpus, raw_runs):
+    proc = raw_runs[0]
     assert proc.returncode == 1, proc.stderr.decode()
     alerts = alert_docs(proc)
     check_seed_alerts(alerts, corpus)
@@ -83,32 +94,37 @@ def test_scan_raw_log_raises_exactly_the_nine_scenarios(corpus, tmp_path):
     assert "/dev/udp/2001:db8:77::2/53001" in lines
 
 
-def test_table_output_and_store_dedup_across_runs(corpus, tmp_path):
-    store = tmp_path / "state" / "alerts.db"
-    first = run_scan("--store", str(store), str(corpus / "audit.log.gz"))
-    assert first.returncode == 1
-    out = first.stdout.decode()
-    assert "9 alert group(s)" in out and "Potential Reverse Shell via UDP" in out and "203.0.113.2:53001" in out
-    assert "[2001:db8:77::2]:53001" in out
+def test_ids_identical_across_runs_and_store_dedup(raw_runs):
+    first, second, store = raw_runs
+    assert first.stdout == second.stdout and first.stdout  # byte-identical documents, ids included
     assert "36 new in" in first.stderr.decode()
-    second = run_scan("--store", str(store), "--format", "ndjson", str(corpus / "audit.log.gz"))
     assert second.returncode == 1 and "0 new in" in second.stderr.decode()
     from auditeql.alerts.store import AlertStore
 
     with AlertStore(str(store)) as s:
         assert s.count() == 36 and len(s.groups()) == 9
-    # `alerts list` / `show` read it back
-    lst = subprocess.run([sys.executable, "-m", "auditeql.cli", "alerts", "list", "--store", str(store), "--format", "ndjson"], capture_output=True)
-    assert lst.returncode == 0 and len(lst.stdout.splitlines()) == 36
-    some = orjson.loads(lst.stdout.splitlines()[0])["kibana.alert.uuid"]
-    show = subprocess.run([sys.executable, "-m", "auditeql.cli", "alerts", "show", "--store", str(store), some[:16]], capture_output=True)
-    assert show.returncode == 0 and some in show.stdout.decode()
 
 
-def test_ids_identical_across_runs(corpus):
-    a = run_scan("--format", "ndjson", "--no-store", "--host-id", "fixed", str(corpus / "audit.log.gz"))
-    b = run_scan("--format", "ndjson", "--no-store", "--host-id", "fixed", str(corpus / "audit.log.gz"))
-    assert a.stdout == b.stdout and a.stdout  # byte-identical documents, ids included
+def test_alerts_list_and_show_read_the_store(raw_runs):
+    from click.testing import CliRunner
+
+    from auditeql.cli import main
+
+    store = str(raw_runs[2])
+    runner = CliRunner()
+    table = runner.invoke(main, ["alerts", "list", "--store", store])
+    assert table.exit_code == 0
+    out = table.output
+    assert "9 alert group(s)" in out and "Potential Reverse Shell via UDP" in out and "203.0.113.2:53001" in out
+    assert "[2001:db8:77::2]:53001" in out
+    lst = runner.invoke(main, ["alerts", "list", "--store", store, "--format", "ndjson"])
+    lines = lst.output.splitlines()
+    assert lst.exit_code == 0 and len(lines) == 36
+    shell = next(orjson.loads(x) for x in lines if orjson.loads(x)["kibana.alert.depth"] == 2)
+    show = runner.invoke(main, ["alerts", "show", "--store", store, shell["kibana.alert.uuid"][:16]])
+    assert show.exit_code == 0 and show.output.count('"kibana.alert.group.id"') == 4  # shell + 3 building blocks
+    none = runner.invoke(main, ["alerts", "show", "--store", store, "zzzz"])
+    assert none.exit_code == 2
 
 
 def test_auditbeat_export_without_host_metadata(corpus):
@@ -146,20 +162,37 @@ def test_auditd_manager_export_from_stdin(corpus, tmp_path):
 
 
 def test_exit_codes_and_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from auditeql.cli import main
+
+    runner = CliRunner()
+
+    def scan(*args):
+        return runner.invoke(main, ["scan", *args])
+
     empty = tmp_path / "quiet.ndjson"
     empty.write_text('{"@timestamp": "2026-11-29T14:00:00Z", "event": {"category": ["process"]}, "host": {"id": "h", "os": {"type": "linux"}}}\n')
-    ok = run_scan("--no-store", str(empty))
-    assert ok.returncode == 0 and "no alerts" in ok.stdout.decode()
-    missing = run_scan("--no-store", str(tmp_path / "nope.log"))
-    assert missing.returncode == 2 and b"Traceback" not in missing.stderr and b"nope.log" in missing.stderr
+    ok = scan("--no-store", str(empty))
+    assert ok.exit_code == 0 and "no alerts" in ok.output
+    missing = scan("--no-store", str(tmp_path / "nope.log"))
+    assert missing.exit_code == 2 and "nope.log" in missing.output
+    assert missing.exception is None or isinstance(missing.exception, SystemExit)  # no traceback
     bad_rule = tmp_path / "bad.toml"
     bad_rule.write_text('[rule]\nrule_id = "x"\nname = "x"\ndescription = "x"\ntype = "eql"\nlanguage = "eql"\nrisk_score = 5\nseverity = "meh"\nquery = "any where true"\n')
-    proc = run_scan("--no-store", "--rule", str(bad_rule), str(empty))
-    assert proc.returncode == 2 and b"bad.toml: rule.severity:" in proc.stderr and b"Traceback" not in proc.stderr
-    proc = run_scan("--no-store", "--engine", "nosuch", str(empty))
-    assert proc.returncode == 2 and b"unknown engine" in proc.stderr
-    proc = run_scan("--no-store", "--format", "xml", str(empty))
-    assert proc.returncode == 2
+    proc = scan("--no-store", "--rule", str(bad_rule), str(empty))
+    assert proc.exit_code == 2 and "bad.toml: rule.severity:" in proc.output
+    proc = scan("--no-store", "--engine", "nosuch", str(empty))
+    assert proc.exit_code == 2 and "unknown engine" in proc.output
+    assert scan("--no-store", "--format", "xml", str(empty)).exit_code == 2
+    assert scan("--no-store", "--store", "x.db", str(empty)).exit_code == 2
+    # a directory, garbage and an empty file: clear messages or nothing, never a traceback
+    garbage = tmp_path / "garbage.log"
+    garbage.write_bytes(b"\x00\xffnot audit\n" * 10)
+    proc = scan("--no-store", str(garbage))
+    assert proc.exit_code == 0, proc.output
+    assert proc.exception is None or isinstance(proc.exception, SystemExit)
+    assert "skipped" in proc.output  # the garbage is reported, not silently dropped
 
 
 def test_user_rule_with_output_file(tmp_path):

@@ -113,15 +113,20 @@ def write_table(alerts: Sequence[Mapping[str, Any]], out: IO[str], *, width: int
 
     rows = [group_row(h, m) for h, m in group_alerts(alerts)]
     rows.sort(key=lambda r: (r.time, r.uuid))
-    console = Console(file=out, width=width or 200, soft_wrap=False, highlight=False)
+    if width is None:
+        isatty = getattr(out, "isatty", None)
+        width = None if isatty is not None and isatty() else 200  # a terminal: its own width
+    console = Console(file=out, width=width, soft_wrap=False, highlight=False)
     if not rows:
         console.print("no alerts")
         return 0
-    table = Table(show_lines=False, title=f"{len(rows)} alert group(s)")
-    for name in ("time", "rule", "sev", "host", "process (pid/ppid)", "user", "destination", "command line / ancestry", "alert"):
-        table.add_column(name, overflow="fold")
+    table = Table(show_lines=True, title=f"{len(rows)} alert group(s)", title_justify="left")
+    for name, ratio in (("time", 0), ("host", 0), ("process (pid/ppid)", 0), ("user", 0), ("destination", 0),
+                        ("command line  < parents", 4), ("rule (severity)", 2), ("alert", 0)):
+        table.add_column(name, overflow="fold", ratio=ratio or None, no_wrap=ratio == 0 and name != "time")
     for r in rows:
         cmd = r.command_line + (f"\n  < {r.ancestry}" if r.ancestry else "")
-        table.add_row(r.time, r.rule, r.severity, r.host, f"{r.process} ({r.pid}/{r.ppid})", r.user, r.destination, cmd, r.uuid[:12])
+        table.add_row(r.time, r.host, f"{r.process} ({r.pid}/{r.ppid})", r.user, r.destination, cmd,
+                      f"{r.rule} ({r.severity})", r.uuid[:12])
     console.print(table)
     return len(rows)

@@ -165,10 +165,12 @@ def _new_event(records: list[AuditRecord], main: AuditRecord, rd: RecordData, sp
     ev.actor_secondary = values.get("uid", "")
     ev.tags = rd.tags
     data = ev.data
+    ids = ev.user_ids
     for key, value in values.items():
-        if key.endswith("uid") or key.endswith("gid"):
-            ev.user_ids[key] = value
-        elif key.startswith("subj_"):
+        tail = key[-3:]
+        if tail == "uid" or tail == "gid":
+            ids[key] = value
+        elif key[:5] == "subj_":
             ev.selinux[key[5:]] = value
         else:
             data[key] = value

@@ -67,6 +67,24 @@ def _put(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     obj[path[-1]] = value
 
 
+def _set_path(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """_put for the 1-3 element paths of user fields, without the generic loop."""
+    n = len(path)
+    if n == 1:
+        obj[path[0]] = value
+        return
+    sub = obj.get(path[0])
+    if sub is None:
+        sub = obj[path[0]] = {}
+    if n == 2:
+        sub[path[1]] = value
+        return
+    sub2 = sub.get(path[1])
+    if sub2 is None:
+        sub2 = sub[path[1]] = {}
+    sub2[path[2]] = value
+
+
 def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(obj, dict):
@@ -132,11 +150,11 @@ def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = Fal
     for key, value in ev.user_ids.items():
         if value == "unset":
             continue
-        _put(user, _USER_ID_FIELDS.get(key, (key, "id")), value)
+        _set_path(user, _USER_ID_FIELDS.get(key) or (key, "id"), value)
         if ev.selinux:
             user["selinux"] = dict(ev.selinux)
     for key, value in names.items():
-        _put(user, _USER_NAME_FIELDS.get(key, (key, "name")), value)
+        _set_path(user, _USER_NAME_FIELDS.get(key) or (key, "name"), value)
     doc["user"] = user
 
     proc = ev.process
@@ -310,7 +328,21 @@ def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
         event["outcome"] = "failure"
     tags = doc.get("tags") or []
     doc["tags"] = list(tags) + [AM_POLICY_TAG]
-    return _clean(doc)  # type: ignore[return-value]
+    if isinstance(event.get("original"), list):
+        event["original"] = "\n".join(event["original"])
+    # empty values can only occur in these subtrees (the others are built non-empty); process.args
+    # keeps empty arguments on purpose (docs/deviations.md)
+    for key in ("event", "auditd", "user", "file"):
+        sub = doc.get(key)
+        if sub is not None:
+            sub = _clean(sub)
+            if sub:
+                doc[key] = sub
+            else:
+                del doc[key]
+    tags = [t for t in doc["tags"] if t]
+    doc["tags"] = tags
+    return doc
 
 
 def _long(value: Any) -> Any:

@@ -39,9 +39,11 @@ def _fail(message: str, code: int = 2) -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, writable=True), help="Write the matrix as JSON.")
 @click.option("--record", type=click.Path(dir_okay=False, writable=True),
               help="With --check: also write the raw audit records as an audit.log (.gz to compress).")
+@click.option("--cleanup", is_flag=True,
+              help="Remove what a killed run left behind (aeq-emu-* namespaces, aeq_emulate audit rules) and exit.")
 def emulate(
     list_only: bool, names: tuple[str, ...], keep_going: bool, check: bool, rule_files: tuple[str, ...],
-    markdown: str | None, html_out: str | None, json_out: str | None, record: str | None,
+    markdown: str | None, html_out: str | None, json_out: str | None, record: str | None, cleanup: bool,
 ) -> None:
     """Run real UDP reverse-shell techniques (and benign look-alikes) against a throwaway test host.
 
@@ -70,6 +72,9 @@ def emulate(
         require_root()
     except TestHostError as exc:
         _fail(str(exc))
+    if cleanup:
+        _cleanup()
+        return
 
     def report(o: object) -> None:
         from auditeql.emulate.runner import Outcome
@@ -97,6 +102,20 @@ def emulate(
     _run_check(selected, keep_going, rule_files, markdown, html_out, json_out, record, report)
 
 
+def _cleanup() -> None:
+    import subprocess
+
+    from auditeql.emulate.capture import KEY, remove_leftover_rules
+    from auditeql.emulate.netns import leftover_namespaces
+
+    spaces = leftover_namespaces()
+    for ns in spaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    rules = remove_leftover_rules()
+    click.echo(f"removed {len(spaces)} namespace(s) ({', '.join(spaces) or 'none'}) and {rules} audit rule(s) "
+               f"with key {KEY}")
+
+
 def _run_check(selected, keep_going, rule_files, markdown, html_out, json_out, record, report) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
@@ -108,6 +127,7 @@ def _run_check(selected, keep_going, rule_files, markdown, html_out, json_out, r
 
     try:
         rules = [loader.load_rule(f) for f in rule_files] if rule_files else loader.builtin_rules()
+        rules.sort(key=lambda r: (r.author != ("Elastic",), -r.risk_score, r.name))  # Elastic first
     except Exception as exc:  # RuleError and friends carry file and field
         _fail(f"cannot load rules: {exc}")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -158,4 +178,18 @@ def _markdown_page(m) -> str:  # type: ignore[no-untyped-def]
         "its time window; alerts caused by other activity on the machine are counted as *background*. "
         "Rules marked † are auditeql's own built-in rules; the seed rule is Elastic's, exactly as written.\n\n"
         + mx.to_markdown(m)
+        + "\n## Reading it\n\n"
+        "- *detected* / *missed*: a real UDP reverse shell, with / without an alert of that rule; *false positive* / "
+        "*quiet*: a benign look-alike, with / without an alert. *skipped*: the tool is not installed here.\n"
+        "- *evidence*: what the test host's listener saw: `shell answered` means the output of `id` came back "
+        "over UDP, i.e. the reverse shell really worked.\n"
+        "- **hand-off†** links a UDP socket connected to a remote address with a program started by the same "
+        "process; **relay†** covers relay tools (nc, socat, openssl…) that start nothing themselves. One EQL "
+        "query cannot express both shapes, so the two are meant to be deployed together (`auditeql scan "
+        "--all-builtin`); the last column is their union. Their design, limits and known false positives are "
+        "in docs/deviations.md, section *Efficacy rule extensions*.\n"
+        "- The same rules on the shared recording udp-shells-1 (offline, `tests/emulate/test_rules_offline.py`): "
+        "the seed rule alerts exactly on the recording's 9 scenarios; the two auditeql rules together on 17 of its "
+        "18 UDP-shell scenarios and on none of its look-alikes. The 18th, `busybox_nc_udp`, opened no socket "
+        "(that busybox `nc` has no `-u`).\n"
     )

@@ -262,5 +262,10 @@ def _emit(alerts: list[dict[str, Any]], fmt: str, output: str | None) -> None:
                 write_table(alerts, fh)
         else:
             write_table(alerts, sys.stdout)
+    except BrokenPipeError:
+        # the reader went away (`| head`): not an error of ours; keep the exit status meaningful
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as exc:
         _fail(f"cannot write alerts to {output or 'stdout'}: {exc}")

@@ -57,13 +57,15 @@ def _say(message: str) -> None:
 @click.option("--reorder-ms", type=int, default=500, show_default=True, metavar="MS",
               help="How long sequences wait for late events (samples fire immediately).")
 @click.option("--user", "run_as", metavar="USER", help="Drop root privileges to USER once the sources and outputs are open.")
+@click.option("--no-pushdown", "pushdown", flag_value=False, default=True,
+              help="Build a document for every audit event, even those no rule can match (slower; fuller alert context).")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after this many seconds (tests, benchmarks).")
 def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], no_builtin: bool, fmt: str,
           output: str | None, store_path: str | None, no_store: bool, flavor: str, host_id: str | None,
           host_name: str | None, webhook: str | None, webhook_header: tuple[str, ...], webhook_insecure: bool,
           use_syslog: bool, syslog_socket: str, syslog_facility: str, health_interval: float,
           checkpoint_path: str | None, from_start: bool, rcvbuf: int, reorder_ms: int, run_as: str | None,
-          duration: float | None) -> None:
+          pushdown: bool, duration: float | None) -> None:
     """Run detection rules on live audit data; each alert is written the moment it is found.
 
     SIGHUP reloads the rules, SIGUSR1 prints a health line, SIGTERM/SIGINT flush and exit 0.
@@ -76,6 +78,7 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
     from auditeql.sources.checkpoint import CheckpointError
     from auditeql.sources.netlink import NetlinkError, audit_status
     from auditeql.watch import inputs
+    from auditeql.watch.prefilter import RecordPrefilter
     from auditeql.watch.pushdown import SyscallKeep
     from auditeql.watch.runner import LiveRunner, WatchConfig
     from auditeql.watch.signals import SignalFlags
@@ -99,7 +102,14 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
     if not rules:
         _fail("no rules to run; add --rule FILE or --rules-dir DIR, or drop --no-builtin")
 
-    keep = SyscallKeep(rules)
+    keep = SyscallKeep(rules) if pushdown else None
+    prefilter = RecordPrefilter(rules) if pushdown else None
+
+    def on_rules(new_rules: Any) -> None:
+        if keep is not None:
+            keep.update(new_rules)
+        if prefilter is not None:
+            prefilter.update(new_rules)
     try:
         host = HostInfo.detect(host_id=host_id, host_name=host_name)
     except OSError as exc:
@@ -114,7 +124,7 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
         checkpoint_path = _default_checkpoint(source[5:])
     try:
         live = inputs.open_input(source, make_normalizer, rcvbuf=rcvbuf, checkpoint_path=checkpoint_path,
-                                 from_start=from_start)
+                                 from_start=from_start, prefilter=prefilter)
     except inputs.SourceError as exc:
         _fail(str(exc))
     except (NetlinkError, CheckpointError, StreamFormatError) as exc:
@@ -185,11 +195,12 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
     runner = LiveRunner(
         live, rules,
         config=WatchConfig(fmt=fmt, reorder_ms=reorder_ms, health_interval=health_interval, alert_out=out_fh),
-        store=store, sinks=sinks, kernel_status=kernel_status, reload_rules=reload, on_rules=keep.update,
+        store=store, sinks=sinks, kernel_status=kernel_status, reload_rules=reload, on_rules=on_rules,
     )
     signals = SignalFlags()
     _say(f"watching {source} with {len(rules)} rule(s)"
-         + (f"; audit syscalls kept: {','.join(sorted(keep.syscalls))}" if keep.syscalls else ""))
+         + (f"; audit syscalls kept: {','.join(sorted(keep.syscalls))}" if keep is not None and keep.syscalls else "")
+         + ("" if pushdown else "; push-down off"))
     try:
         code = runner.run(signals, max_seconds=duration)
     except CheckpointError as exc:

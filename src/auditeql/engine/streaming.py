@@ -2,6 +2,9 @@
 
 Time is *event time* (the documents' timestamps), never the wall clock, except through
 ``advance(now_ms)``, which a live caller uses to say "no event older than now will come".
+Only documents that match at least one filter move event time (the others are never parsed
+for their timestamp: it is the hot path); a live caller therefore calls ``advance`` now and
+then, so that buffered events and pending verdicts are released even when matches are rare.
 
 * **Sequences** need ordinal order. Events wait in a reorder buffer (a heap on
   (timestamp, tiebreaker, arrival)) until event time has moved ``reorder_ms`` past them; the
@@ -24,6 +27,8 @@ full, the oldest event is processed early); every eviction is counted in :meth:`
 from __future__ import annotations
 
 import heapq
+
+import orjson
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +42,25 @@ _NS = 1_000_000
 _EXPIRE_EVERY = 1024  # events between expiry sweeps (the sweep is cheap; this just amortises it)
 
 
+def _pack(doc: Any) -> Any:
+    """A held document as compact JSON bytes (about a quarter of a dict's memory)."""
+    try:
+        return orjson.dumps(doc)
+    except (TypeError, orjson.JSONEncodeError):
+        return doc  # not JSON-shaped (e.g. a datetime value): keep the object itself
+
+
+def _unpack(held: Any) -> Any:
+    return orjson.loads(held) if type(held) is bytes else held
+
+
 class StreamingEngine:
-    """Run one compiled query over an unbounded event stream."""
+    """Run one compiled query over an unbounded event stream.
+
+    ``compact`` (default on) stores the documents held in pending state as JSON bytes and
+    decodes them when a result is emitted: emitted events are then equal copies of the pushed
+    documents, not the same objects. It is what keeps a 9-minute window of a busy host small.
+    """
 
     def __init__(
         self,
@@ -50,6 +72,7 @@ class StreamingEngine:
         max_keys: int = 250_000,
         max_pending: int = 16,
         max_buffer: int = 100_000,
+        compact: bool = True,
     ) -> None:
         if window_ms < 0:
             raise ValueError("window_ms must be >= 0 (for rules: the look-back, e.g. 9 minutes = 540000)")
@@ -83,13 +106,15 @@ class StreamingEngine:
         self._buffer: list[tuple] = []
         self._sampler: StreamingSampler | None = None
         self._core: SequenceCore | None = None
+        pack, unpack = (_pack, _unpack) if compact else (None, None)
         if isinstance(plan, SamplePlan):
             self._sampler = StreamingSampler(plan, self.options, window_ns=self.window, max_keys=max_keys,
-                                             max_pending=max_pending, stats=self._stats)
+                                             max_pending=max_pending, stats=self._stats,
+                                             **({"pack": pack, "unpack": unpack} if compact else {}))
         elif isinstance(plan, SequencePlan):
             span = plan.maxspan_ms * _NS if plan.maxspan_ms is not None else self.window
             self._core = SequenceCore(plan, span_ns=span, stats=self._stats, max_keys=max_keys,
-                                      max_pending=max_pending)
+                                      max_pending=max_pending, pack=pack, unpack=unpack)
         elif not isinstance(plan, EventPlan):
             raise TypeError(f"StreamingEngine: unsupported plan {type(plan).__name__}")
 
@@ -104,18 +129,26 @@ class StreamingEngine:
                 st["matched_results"] += 1
                 return [Match((), (doc,))]
             return []
+        if self._sampler is not None:
+            return self._push_sample(doc)
+        return self._push_sequence(doc)
+
+    def _timestamp(self, doc: Mapping[str, Any]) -> int | None:
         ts = doc_timestamp_ns(doc, self._ts_field)
         if ts is None:
-            st["no_timestamp"] += 1
-            return []
-        n = self._n = self._n + 1
-        if self._sampler is not None:
-            return self._push_sample(doc, ts, n)
-        return self._push_sequence(doc, ts, n)
+            self._stats["no_timestamp"] += 1
+        return ts
 
-    def _push_sample(self, doc: Mapping[str, Any], ts: int, n: int) -> list[Match]:
+    def _push_sample(self, doc: Mapping[str, Any]) -> list[Match]:
         sampler = self._sampler
         assert sampler is not None
+        hits = sampler.match(doc)
+        if not hits:
+            return []
+        ts = self._timestamp(doc)
+        if ts is None:
+            return []
+        n = self._n = self._n + 1
         if ts > self._newest:
             self._newest = ts
         elif ts < self._newest - self.reorder:
@@ -123,7 +156,7 @@ class StreamingEngine:
             if ts < self._newest - self.window:
                 self._stats["late_dropped"] += 1
                 return []
-        out = sampler.process(doc, ts, n)
+        out = sampler.apply(hits, doc, ts, n)
         self._since_expire += 1
         if self._since_expire >= _EXPIRE_EVERY:
             self._since_expire = 0
@@ -132,26 +165,30 @@ class StreamingEngine:
             self._stats["matched_results"] += len(out)
         return out
 
-    def _push_sequence(self, doc: Mapping[str, Any], ts: int, n: int) -> list[Match]:
+    def _push_sequence(self, doc: Mapping[str, Any]) -> list[Match]:
         core = self._core
         assert core is not None
         mask = core.mask(doc)
+        if not mask:
+            return []
+        ts = self._timestamp(doc)
+        if ts is None:
+            return []
+        n = self._n = self._n + 1
         if ts < self._horizon:
             self._stats["late_events"] += 1
-            if mask:
-                self._stats["late_dropped"] += 1
+            self._stats["late_dropped"] += 1
             return []
         if ts > self._newest:
             self._newest = ts
         out: list[tuple] = []
-        if mask:
-            if self.reorder == 0 and not self._buffer:
-                out.extend(core.process(doc, ts, self._next_pn(), mask))
-            else:
-                tb = self._tb(doc) if self._tb is not None else ()
-                heapq.heappush(self._buffer, (ts, tb, n, mask, doc))
-                if len(self._buffer) > self._stats["max_buffer_seen"]:
-                    self._stats["max_buffer_seen"] = len(self._buffer)
+        if self.reorder == 0 and not self._buffer:
+            out.extend(core.process(doc, ts, self._next_pn(), mask))
+        else:
+            tb = self._tb(doc) if self._tb is not None else ()
+            heapq.heappush(self._buffer, (ts, tb, n, mask, doc))
+            if len(self._buffer) > self._stats["max_buffer_seen"]:
+                self._stats["max_buffer_seen"] = len(self._buffer)
         horizon = self._newest - self.reorder
         if horizon > self._horizon:
             self._horizon = horizon

@@ -25,7 +25,7 @@ _LONG_MAX = 2**63 - 1
 @lru_cache(maxsize=1)
 def _lark() -> lark.Lark:
     text = resources.files("auditeql.eql").joinpath("grammar.lark").read_text(encoding="utf-8")
-    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
 def parse_query(text: str) -> ast.Query:
@@ -259,8 +259,11 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def comparison(self, meta: Any, left: ast.Expr, op: Token, right: ast.Expr) -> ast.Comparison:
         return ast.Comparison(str(op), left, right, **_pos(meta))
 
-    def single_eq(self, meta: Any, left: ast.Expr, right: ast.Expr) -> Any:
-        raise EqlError("[=] is not an operator; use == to compare", meta.line, meta.column)
+    def eq_sign(self, meta: Any) -> tuple[int, int]:
+        return meta.line, meta.column
+
+    def single_eq(self, meta: Any, left: ast.Expr, where: tuple[int, int], right: ast.Expr) -> Any:
+        raise EqlError("[=] is not an operator; use == to compare", *where)
 
     def string_match(self, meta: Any, left: ast.Expr, op: Token, values: Any) -> ast.StringMatch:
         list_form, vals = values

@@ -211,9 +211,9 @@ def builtin_rules(*, compile: bool = True, include_development: bool = True) -> 
     base = resources.files("auditeql.rules").joinpath("builtin")
     for entry in sorted(base.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            rule = parse_rule(entry.read_bytes(), f"builtin:{entry.name}", compile=compile, builtin=True)
+            rule = parse_rule(entry.read_bytes(), f"builtin:{entry.name}", compile=False, builtin=True)
             if include_development or is_default_enabled(rule):
-                out.append(rule)
+                out.append(compile_rule(rule) if compile else rule)
     return out
 
 

@@ -79,6 +79,10 @@ class Backend:
     def create_view(self, name: str, sql: str) -> None:
         raise NotImplementedError
 
+    def materialize(self, name: str, sql: str) -> None:
+        """Compute ``sql`` once for the run (DuckDB: a temp table); default: a view."""
+        self.create_view(name, sql)
+
     def register_rows(self, name: str, columns: Sequence[tuple[str, str]], rows: list[tuple]) -> None:
         raise NotImplementedError
 
@@ -89,7 +93,10 @@ class Backend:
         stats = stats if stats is not None else RunStats()
         sp = compile_sql(plan, self.dialect, options)
         stats.sql_exact = sp.exact
-        self.create_view("aeq_ev", self._relation(sp))
+        prep, rel = relation_sql(sp, "aeq_src", parquet=self.parquet)
+        if prep is not None:
+            self.materialize("aeq_prep", prep)
+        self.create_view("aeq_ev", self._with_defaults(sp, rel))
         if isinstance(plan, SamplePlan):
             return self._run_sample(sp, options, stats)
         if isinstance(plan, EventPlan):
@@ -98,8 +105,7 @@ class Backend:
             return self.run_sequence(sp, options, stats)
         raise TypeError(f"not a compiled plan: {type(plan).__name__}")
 
-    def _relation(self, sp: SqlPlan) -> str:
-        rel = relation_sql(sp, "aeq_src", parquet=self.parquet)
+    def _with_defaults(self, sp: SqlPlan, rel: str) -> str:
         if not self.defaults:
             return rel
         d = self.dialect
@@ -109,7 +115,7 @@ class Backend:
                 cols.append(f"coalesce({d.ident(path)}, {d.quote(str(self.defaults[path]))}) AS {d.ident(path)}")
             else:
                 cols.append(d.ident(path))
-        return f"SELECT _doc, _seq, _ts, _irr{''.join(', ' + c for c in cols)} FROM ({rel}) _rd"
+        return f"SELECT _seq, _ts, _irr{''.join(', ' + c for c in cols)} FROM ({rel}) _rd"
 
     # ---------------------------------------------------------------- helpers
     def _parse(self, text: str) -> Mapping[str, Any]:
@@ -121,14 +127,22 @@ class Backend:
         out: dict[int, Mapping[str, Any]] = {}
         for i in range(0, len(wanted), 5000):
             chunk = wanted[i : i + 5000]
-            sql = f"SELECT _seq, _doc FROM aeq_ev WHERE _seq IN ({', '.join(str(s) for s in chunk)})"
+            sql = f"SELECT _seq, _doc FROM aeq_src WHERE _seq IN ({', '.join(str(s) for s in chunk)})"
             for seq, text in self.rows(sql):
                 out[seq] = self._parse(text)
         return out
 
+    def _docs_where(self, cond: str) -> list[tuple[int, str]]:
+        """``(_seq, _doc)`` of the rows of ``aeq_ev`` satisfying ``cond``, in input order."""
+        if cond == "FALSE":
+            return []
+        return self.rows(
+            f"SELECT s._seq, s._doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_ev WHERE {cond}) e "
+            f"ON s._seq = e._seq ORDER BY s._seq"
+        )
+
     def _undecided(self, sp: SqlPlan, stats: RunStats) -> list[tuple[int, Mapping[str, Any]]]:
-        cond = undecided_condition(sp)
-        rows = self.rows(f"SELECT _seq, _doc FROM aeq_ev WHERE {cond} ORDER BY _seq")
+        rows = self._docs_where(undecided_condition(sp))
         stats.undecided_rows = len(rows)
         return [(seq, self._parse(text)) for seq, text in rows]
 
@@ -200,7 +214,7 @@ class Backend:
         und = undecided_condition(sp)
         decided = matches_sql(sp, f"(SELECT * FROM aeq_ev WHERE NOT ({und}))")
         names = ", ".join(c for c, _ in cols)
-        self.create_view("aeq_m", f"SELECT {names} FROM ({decided}) _d UNION ALL SELECT {names} FROM aeq_py")
+        self.materialize("aeq_m", f"SELECT {names} FROM ({decided}) _d UNION ALL SELECT {names} FROM aeq_py")
         result = self.rows(sample_sql(sp, "aeq_m", options))
         nk, nf = sp.nkeys, len(sp.filters)
         docs = self.docs_by_seq(s for row in result for s in row[2 * nk : 2 * nk + nf])
@@ -213,7 +227,7 @@ class Backend:
         return out
 
     def _candidates(self, sp: SqlPlan, stats: RunStats) -> list[Mapping[str, Any]]:
-        rows = self.rows(f"SELECT _seq, _doc FROM aeq_ev WHERE {candidate_condition(sp)} ORDER BY _seq")
+        rows = self._docs_where(candidate_condition(sp))
         stats.candidate_rows = len(rows)
         return [self._parse(text) for _seq, text in rows]
 

@@ -44,6 +44,10 @@ class DuckDBBackend(Backend):
     def create_view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
+    def materialize(self, name: str, sql: str) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS {name}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
     def register_rows(self, name: str, columns: Sequence[tuple[str, str]], rows: list[tuple]) -> None:
         import pyarrow as pa
 

@@ -74,7 +74,7 @@ PINNED_FIELDS: tuple[PinnedField, ...] = (
         network.direction network.transport network.protocol network.type
         destination.ip destination.address source.ip source.address file.path""",
     )
-    + _fields("long", "process.pid process.parent.pid auditd.sequence destination.port source.port")
+    + _fields("long", "process.pid process.parent.pid auditd.sequence")
     + _fields("keyword[]", "event.category event.type process.args tags related.ip related.user")
 )
 

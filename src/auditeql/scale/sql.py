@@ -129,9 +129,15 @@ def _dotted_keys(paths: Sequence[str]) -> list[str]:
     return sorted(out)
 
 
-def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> str:
-    """``SELECT`` producing the relation ``ev`` from ``source`` (columns ``_doc``, ``_seq``, and for
-    Parquet the pinned columns, ``_irregular``, ``_ts_ns``, ``_ingested_ns``)."""
+def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None, str]:
+    """``(prep, relation)``: SQL for the JSON extraction step (``None`` when no field needs JSON)
+    and for the relation ``ev`` over it (``FROM aeq_prep``) or over ``source`` directly.
+
+    The prep step parses each document once (DuckDB materializes it as a table: its optimizer
+    would otherwise re-evaluate the extraction for every reference). ``ev`` has ``_seq``, ``_ts``,
+    ``_irr`` and one column per field, but no ``_doc``: documents are fetched by ``_seq`` from
+    ``source`` only for the few rows that need them.
+    """
     d = sp.dialect
     json_fields = [p for p in sp.fields if not (parquet and p in PINNED)]
     ts_col = None
@@ -139,71 +145,71 @@ def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> str:
         ts_col = "_ts_ns"
     elif parquet and sp.timestamp_field == "event.ingested":
         ts_col = "_ingested_ns"
-    need_ts_json = ts_col is None
-    unsafe = [p for p in json_fields + ([sp.timestamp_field] if need_ts_json else []) if not _safe_path(p)]
-    extract_paths: list[str] = []
-    index: dict[str, int] = {}
+    json_paths = [p for p in json_fields if _safe_path(p)]
+    unsafe = any(not _safe_path(p) for p in json_fields)
+    ts_json = ts_col is None and _safe_path(sp.timestamp_field)
+    if ts_col is None and not ts_json:
+        unsafe = True
+    extract = json_paths + ([sp.timestamp_field] if ts_json and sp.timestamp_field not in json_paths else [])
+    prefixes = sorted({".".join(p.split(".")[:i]) for p in extract for i in range(1, len(p.split(".")))})
+    slot = {p: i for i, p in enumerate(extract)}
+    carried = [d.ident(p) for p in sp.fields if p not in json_fields]
+    if parquet:
+        carried += ["_irregular"] + ([ts_col] if ts_col else [])
 
-    def slot(path: str) -> int:
-        if path not in index:
-            index[path] = len(extract_paths)
-            extract_paths.append(path)
-        return index[path]
-
-    items = ["_doc", "_seq"]
+    items = ["_seq"]
     irr: list[str] = ["_irregular"] if parquet else []
     if unsafe:
         irr.append(TRUE)
+    if extract:
+        irr.append("_bad")
     for path in sp.fields:
         if path in json_fields:
             if not _safe_path(path):
                 items.append(f"CAST(NULL AS {_sql_type(d, sp.fields[path])}) AS {d.ident(path)}")
                 continue
-            value, bad = _json_field(d, sp.fields[path], _slot_ref(d, slot(path)))
+            value, bad = _json_field(d, sp.fields[path], _slot_ref(d, slot[path]))
             items.append(f"{value} AS {d.ident(path)}")
             irr.append(bad)
-            parts = path.split(".")
-            for i in range(1, len(parts)):
-                prefix = ".".join(parts[:i])
-                irr.append(_is_array(d, _slot_ref(d, slot(prefix))))
         else:
             items.append(d.ident(path))
-    if need_ts_json and _safe_path(sp.timestamp_field):
-        ts, bad = _json_timestamp(d, _slot_ref(d, slot(sp.timestamp_field)))
+    if ts_json:
+        ts, bad = _json_timestamp(d, _slot_ref(d, slot[sp.timestamp_field]))
         items.append(f"{ts} AS _ts")
         irr.append(bad)
-        parts = sp.timestamp_field.split(".")
-        for i in range(1, len(parts)):
-            irr.append(_is_array(d, _slot_ref(d, slot(".".join(parts[:i])))))
-    elif need_ts_json:
-        items.append("CAST(NULL AS BIGINT) AS _ts")
-    else:
+    elif ts_col:
         items.append(f"{ts_col} AS _ts")
-    dotted_paths = json_fields + ([sp.timestamp_field] if need_ts_json else [])
-    for key in _dotted_keys(dotted_paths):
-        irr.append(f"(instr(_doc, {d.quote(chr(34) + key + chr(34))}) > 0)")
+    else:
+        items.append("CAST(NULL AS BIGINT) AS _ts")
     irr_sql = FALSE
     for term in irr:
         irr_sql = sql_or(irr_sql, f"coalesce({term}, false)" if term not in (TRUE, FALSE) else term)
     items.append(f"{irr_sql} AS _irr")
-    inner_items = ["_doc", "_seq"] + (
-        [d.ident(p) for p in sp.fields if p not in json_fields] + (["_irregular", ts_col] if parquet else [])
-    )
-    if extract_paths:
-        if d.name == "duckdb":
-            arr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in extract_paths) + "]"
-            inner_items.append(f"json_extract(_doc, {arr}) AS _j")
-        else:
-            inner_items.append("try_parse_json(_doc) AS _v")
-    inner_items = [i for i in inner_items if i]
-    inner = f"SELECT {', '.join(dict.fromkeys(inner_items))} FROM {source}"
-    if d.name == "spark" and extract_paths:
-        # one extraction per path, named, so each is computed once
-        mid_items = ["*"] + [
-            f"variant_get(_v, {d.quote(_json_path(d, p.split('.')))}) AS _j{i}" for i, p in enumerate(extract_paths)
+    if not extract:
+        return None, f"SELECT {', '.join(items)} FROM {source}"
+
+    bad = FALSE
+    for key in _dotted_keys(extract):
+        bad = sql_or(bad, f"(instr(_doc, {d.quote(chr(34) + key + chr(34))}) > 0)")
+    if d.name == "duckdb":
+        arr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in extract) + "]"
+        prep_items = ["_seq", f"json_extract(_doc, {arr}) AS _j"]
+        if prefixes:
+            parr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in prefixes) + "]"
+            bad = sql_or(bad, f"coalesce(list_contains(json_type(_doc, {parr}), 'ARRAY'), false)")
+        prep_items.append(f"{bad} AS _bad")
+        prep = f"SELECT {', '.join(prep_items + carried)} FROM {source}"
+    else:
+        prep_items = ["_seq"] + [
+            f"variant_get(_v, {d.quote(_json_path(d, p.split('.')))}) AS _j{i}" for i, p in enumerate(extract)
         ]
-        inner = f"SELECT {', '.join(mid_items)} FROM ({inner}) _r0"
-    return f"SELECT {', '.join(items)} FROM ({inner}) _r1"
+        for p in prefixes:
+            bad = sql_or(
+                bad, f"coalesce(schema_of_variant(variant_get(_v, {d.quote(_json_path(d, p.split('.')))})) LIKE 'ARRAY%', false)"
+            )
+        prep_items.append(f"{bad} AS _bad")
+        prep = f"SELECT {', '.join(prep_items + carried)} FROM (SELECT *, try_parse_json(_doc) AS _v FROM {source}) _r0"
+    return prep, f"SELECT {', '.join(items)} FROM aeq_prep"
 
 
 def _slot_ref(d: Dialect, i: int) -> str:
@@ -231,8 +237,8 @@ def _json_field(d: Dialect, f: PinnedField, j: str) -> tuple[str, str]:
             return (f"CASE WHEN {t} = 'VARCHAR' THEN json_extract_string({j}, '$') END",
                     f"({t} NOT IN ('VARCHAR', 'NULL'))")
         if f.kind == "long":
-            return (f"CASE WHEN {t} = 'BIGINT' THEN TRY_CAST(json_extract_string({j}, '$') AS BIGINT) END",
-                    f"({t} NOT IN ('BIGINT', 'NULL'))")
+            value = f"CASE WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(json_extract_string({j}, '$') AS BIGINT) END"
+            return value, f"({t} <> 'NULL' AND ({value}) IS NULL)"
         return (
             f"CASE WHEN {t} = 'VARCHAR' THEN [json_extract_string({j}, '$')] "
             f"WHEN {t} = 'ARRAY' THEN json_extract_string({j}, '$[*]') END",
@@ -273,7 +279,7 @@ def _json_timestamp(d: Dialect, j: str) -> tuple[str, str]:
         value = (
             f"CASE WHEN {t} = 'VARCHAR' AND {iso} THEN {secs} * 1000000000 + "
             f"(CASE WHEN length({s}) > 20 THEN {frac} ELSE 0 END) "
-            f"WHEN {t} = 'BIGINT' THEN TRY_CAST(json_extract_string({j}, '$') AS BIGINT) * 1000000 END"
+            f"WHEN {t} IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(json_extract_string({j}, '$') AS BIGINT) * 1000000 END"
         )
         return value, f"({t} IS NOT NULL AND {t} <> 'NULL' AND ({value}) IS NULL)"
     s = f"variant_get({j}, '$', 'string')"

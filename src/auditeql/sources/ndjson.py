@@ -112,8 +112,12 @@ def read_ndjson_raw(
     loads = orjson.loads
     for path, lineno, line in iter_lines(paths, report, st):
         if may_match is not None and not may_match(line):
-            st.skipped_by_literals += 1
-            continue
+            # No filter can match this line, so it is not parsed. A line that is not even shaped
+            # like a JSON object is still parsed, so that damage is reported, never hidden.
+            stripped = line.strip()
+            if stripped[:1] == b"{" and stripped[-1:] == b"}":
+                st.skipped_by_literals += 1
+                continue
         try:
             doc = loads(line)
         except orjson.JSONDecodeError:

@@ -135,9 +135,9 @@ def derive_needs(rules: Sequence[Any]) -> Needs:
     by_rule: dict[str, frozenset[str]] = {}
     for rule in rules:
         mine: set[str] = set()
-        for i, (flt, missing) in enumerate(query_filters(parse_query(rule.query)), start=1):
-            if missing:
-                continue  # a sequence's ![…] stage needs no event to be recorded
+        for i, (flt, _missing) in enumerate(query_filters(parse_query(rule.query)), start=1):
+            # a sequence's ![…] stage is needed too: if its events were never recorded, every
+            # sequence would look as if the event were missing
             need = required_syscalls(flt.condition)
             if need is None:
                 unknown.append(f"{rule.name}: filter {i}")

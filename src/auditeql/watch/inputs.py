@@ -26,6 +26,7 @@ from auditeql.audit.pipeline import Normalizer
 from auditeql.sources import audisp, checkpoint
 from auditeql.sources.follow import FileFollower
 from auditeql.sources.netlink import NetlinkSource
+from auditeql.watch.prefilter import RecordPrefilter
 
 Doc = dict[str, Any]
 
@@ -64,19 +65,26 @@ class _Input:
 class NetlinkInput(_Input):
     kind = "netlink"
 
-    def __init__(self, normalizer: Normalizer, *, rcvbuf: int, stderr: TextIO | None = None) -> None:
+    def __init__(self, normalizer: Normalizer, *, rcvbuf: int, prefilter: RecordPrefilter | None = None,
+                 stderr: TextIO | None = None) -> None:
         super().__init__(normalizer)
         self.source = NetlinkSource(rcvbuf=rcvbuf, stderr=stderr)
+        self.prefilter = prefilter
 
     def read(self, timeout: float) -> list[Doc]:
         feed = self.normalizer.feed_netlink
+        keep = self.prefilter.keep if self.prefilter is not None and self.prefilter.active else None
         docs: list[Doc] = []
         for msg_type, payload in self.source.read(timeout=timeout):
-            docs.extend(feed(msg_type, payload))
+            if keep is None or keep(msg_type, payload):
+                docs.extend(feed(msg_type, payload))
         return docs
 
     def stats(self) -> dict[str, Any]:
-        return {"enobufs": self.source.overflows}
+        out: dict[str, Any] = {"enobufs": self.source.overflows}
+        if self.prefilter is not None:
+            out["prefiltered"] = self.prefilter.skipped_events
+        return out
 
     def close(self) -> None:
         self.source.close()
@@ -138,9 +146,10 @@ class StreamInput(_Input):
     kind = "stream"
 
     def __init__(self, normalizer: Normalizer, reader: audisp.StreamReader, *,
-                 stderr: TextIO | None = None) -> None:
+                 prefilter: RecordPrefilter | None = None, stderr: TextIO | None = None) -> None:
         super().__init__(normalizer)
         self.reader = reader
+        self.prefilter = prefilter
         self._stderr = stderr if stderr is not None else sys.stderr
         self.bad_json = 0
         self.ecs_documents = 0
@@ -150,7 +159,8 @@ class StreamInput(_Input):
         docs: list[Doc] = []
         for rtype, data in self.reader.read(timeout=timeout):
             if rtype is not None:
-                docs.extend(norm.feed_netlink(rtype, data))
+                if self.prefilter is None or self.prefilter.keep(rtype, data):
+                    docs.extend(norm.feed_netlink(rtype, data))
             elif data[:1] == b"{":
                 doc = self._json(data)
                 if doc is not None:
@@ -179,10 +189,15 @@ class StreamInput(_Input):
 
 
 def open_input(spec: str, make_normalizer: Callable[[], Normalizer], *, rcvbuf: int,
-               checkpoint_path: str | None, from_start: bool, stderr: TextIO | None = None) -> _Input:
-    """The input named by a ``--source`` value (see the module docstring)."""
+               checkpoint_path: str | None, from_start: bool, prefilter: RecordPrefilter | None = None,
+               stderr: TextIO | None = None) -> _Input:
+    """The input named by a ``--source`` value (see the module docstring).
+
+    ``prefilter`` applies to sources that deliver raw records (netlink, audisp binary frames);
+    text lines go through the normalizer's syscall push-down only.
+    """
     if spec == "netlink":
-        return NetlinkInput(make_normalizer(), rcvbuf=rcvbuf, stderr=stderr)
+        return NetlinkInput(make_normalizer(), rcvbuf=rcvbuf, prefilter=prefilter, stderr=stderr)
     if spec.startswith("file:"):
         path = spec[5:]
         if not path:
@@ -190,9 +205,9 @@ def open_input(spec: str, make_normalizer: Callable[[], Normalizer], *, rcvbuf: 
         return FileInput(make_normalizer(), path, checkpoint_path=checkpoint_path, from_start=from_start,
                          stderr=stderr)
     if spec in ("audisp", "-"):
-        return StreamInput(make_normalizer(), audisp.stdin_reader(), stderr=stderr)
+        return StreamInput(make_normalizer(), audisp.stdin_reader(), prefilter=prefilter, stderr=stderr)
     if spec.startswith("audisp:"):
-        return StreamInput(make_normalizer(), audisp.connect(spec[7:]), stderr=stderr)
+        return StreamInput(make_normalizer(), audisp.connect(spec[7:]), prefilter=prefilter, stderr=stderr)
     raise SourceError(
         f"unknown --source {spec!r}; use netlink, file:PATH, audisp, audisp:SOCKET or - (stdin)"
     )

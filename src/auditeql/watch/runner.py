@@ -28,6 +28,7 @@ from auditeql.alerts.build import build_alerts
 from auditeql.alerts.context import ProcessContext
 from auditeql.engine import StreamingEngine
 from auditeql.engine.ordering import timestamp_ms
+from auditeql.eql.plan import EventPlan
 from auditeql.fields import first
 from auditeql.rules.model import Rule
 from auditeql.rules.replay import query_options
@@ -255,6 +256,10 @@ class LiveRunner:
             state.capped += 1
             self.counters.capped += 1
             return
+        if isinstance(rule.plan, EventPlan):  # an event query's alert is built from the event itself
+            match = next((e for e in match.events if e is not None), None)
+            if match is None:
+                return
         alerts = build_alerts(rule, match, run_time_ms=now_ms, context=self.context)
         if not alerts:
             return

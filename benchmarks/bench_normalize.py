@@ -1,0 +1,98 @@
+"""Records per second: `auditeql normalize` beside `ausearch -i` on the same multi-MB audit.log.
+
+The anchor is auditd's own interpreter (`ausearch -i`, C) reading the same file in the same run.
+The file is the udp-shells-1 corpus (real ENRICHED auditd lines) replicated N times with serials
+and timestamps shifted so that every copy is a distinct stretch of time. Best of 3 per tool, both
+as whole commands (process start-up included), plus the in-process Normalizer alone.
+
+    .venv/bin/python benchmarks/bench_normalize.py [--copies 8] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+_HEADER = re.compile(rb"msg=audit\((\d+)\.(\d+):(\d+)\)")
+
+
+def build_file(path: Path, copies: int) -> int:
+    with gzip.open(CORPUS, "rb") as fh:
+        lines = fh.readlines()
+    serials = [int(m.group(3)) for m in (_HEADER.search(ln) for ln in lines) if m]
+    secs = [int(m.group(1)) for m in (_HEADER.search(ln) for ln in lines) if m]
+    serial_span = max(serials) - min(serials) + 1000
+    time_span = max(secs) - min(secs) + 60
+    with open(path, "wb") as out:
+        for k in range(copies):
+            def shift(m: re.Match[bytes], k: int = k) -> bytes:
+                return b"msg=audit(%d.%s:%d)" % (int(m.group(1)) + k * time_span, m.group(2), int(m.group(3)) + k * serial_span)
+            out.writelines(_HEADER.sub(shift, ln) for ln in lines)
+    return len(lines) * copies
+
+
+def best_of(runs: int, argv: list[str]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def in_process(path: Path, runs: int) -> float:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import orjson
+
+    from auditeql.audit.host import HostInfo
+    from auditeql.audit.pipeline import Normalizer
+
+    best = float("inf")
+    host = HostInfo.detect()
+    for _ in range(runs):
+        start = time.perf_counter()
+        n = Normalizer("auditd-manager", host)
+        dumps = orjson.dumps
+        with open(path, "rb") as fh:
+            for line in fh:
+                for doc in n.feed_line(line):
+                    dumps(doc)
+        for doc in n.flush():
+            dumps(doc)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    if shutil.which("ausearch") is None:
+        sys.exit("ausearch not installed (Debian package auditd): no anchor to compare with")
+    auditeql = [sys.executable, "-m", "auditeql.cli"]
+    with tempfile.TemporaryDirectory(prefix="aeq-bench-") as tmp:
+        path = Path(tmp) / "audit.log"
+        records = build_file(path, args.copies)
+        size_mb = path.stat().st_size / 1e6
+        print(f"file: {records} records, {size_mb:.1f} MB ({args.copies} shifted copies of {CORPUS.name}); best of {args.runs}")
+        t_ausearch = best_of(args.runs, ["ausearch", "-i", "--input", str(path)])
+        t_normalize = best_of(args.runs, [*auditeql, "normalize", str(path)])
+        t_beat = best_of(args.runs, [*auditeql, "normalize", "--flavor", "auditbeat", str(path)])
+        t_inproc = in_process(path, args.runs)
+    rows = [("ausearch -i (anchor)", t_ausearch), ("auditeql normalize", t_normalize),
+            ("auditeql normalize --flavor auditbeat", t_beat), ("Normalizer in-process (AM)", t_inproc)]
+    for name, t in rows:
+        print(f"  {name:40s} {t:7.3f} s  {records / t:10.0f} records/s  ratio vs ausearch -i: {t_ausearch / t:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()

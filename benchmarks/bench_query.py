@@ -1,0 +1,144 @@
+"""Benchmark: ``auditeql query`` vs the ``eql`` package's PythonEngine on one seed-rule filter.
+
+Builds >= 200k Auditbeat-shaped ECS documents by replicating the real recording
+(../shared/corpus/udp-shells-1/auditbeat_oracle.ndjson.gz) with shifted timestamps, pids and
+host ids, writes them to one NDJSON file, then times (best of N, JSON parsing included in both):
+
+* anchor: eql 1.0.1 PythonEngine (Elasticsearch syntax enabled), reading the same file line by
+  line with orjson, the event category taken from ``event.category``;
+* auditeql: the real ``auditeql query`` command as a subprocess, output to /dev/null.
+
+Both must report the same number of matches. Prints events/s and the ratio. Not a test.
+
+    .venv/bin/python benchmarks/bench_query.py [--docs 200000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
+if not CORPUS.exists():
+    CORPUS = Path("/work/shared/corpus/udp-shells-1/auditbeat_oracle.ndjson.gz")
+
+SHELLS = (
+    '"bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "perl", "python*", "nc", "ncat", "netcat", '
+    '"php*", "ruby", "openssl", "awk", "telnet", "lua*", "socat"'
+)
+#: The seed rule's first filter, as an event query.
+QUERY = (
+    'process where host.os.type == "linux" and event.type == "start" and event.action == "executed" '
+    f"and process.name : ({SHELLS})"
+)
+
+
+def build_corpus(path: Path, n_docs: int) -> int:
+    base = [orjson.loads(line) for line in gzip.decompress(CORPUS.read_bytes()).splitlines() if line.strip()]
+    written = 0
+    rounds = 0
+    with path.open("wb") as out:
+        while written < n_docs:
+            shift_s = rounds * 3600
+            for doc in base:
+                if written >= n_docs:
+                    break
+                d = orjson.loads(orjson.dumps(doc))
+                ts = d.get("@timestamp", "")
+                if isinstance(ts, str) and len(ts) >= 19:
+                    # shift by whole hours, keeping the ISO shape
+                    hh = (int(ts[11:13]) + rounds) % 24
+                    day = int(ts[8:10]) + (int(ts[11:13]) + rounds) // 24
+                    d["@timestamp"] = f"{ts[:8]}{day:02d}T{hh:02d}{ts[13:]}" if day <= 28 else ts
+                proc = d.get("process")
+                if isinstance(proc, dict) and isinstance(proc.get("pid"), int):
+                    proc["pid"] += rounds * 100_000
+                d["host"] = {"id": f"host-{rounds % 17}", "name": f"h{rounds % 17}", "os": {"type": "linux"}}
+                out.write(orjson.dumps(d) + b"\n")
+                written += 1
+            rounds += 1
+    del shift_s
+    return written
+
+
+def run_eql(path: Path) -> int:
+    import eql
+    from eql.parser import elasticsearch_syntax, ignore_missing_functions
+
+    with elasticsearch_syntax, ignore_missing_functions:
+        query = eql.parse_query(QUERY)
+    hits: list = []
+    engine = eql.PythonEngine()
+    engine.add_query(query)
+    engine.add_output_hook(hits.append)
+    loads = orjson.loads
+    Event = eql.Event
+
+    def events():
+        with path.open("rb") as fh:
+            for line in fh:
+                doc = loads(line)
+                cat = doc.get("event", {}).get("category")
+                if isinstance(cat, list):
+                    cat = cat[0] if cat else "generic"
+                yield Event(cat or "generic", 0, doc)
+
+    engine.stream_events(events())
+    return len(hits)
+
+
+def run_auditeql(path: Path) -> int:
+    cmd = [sys.executable, "-m", "auditeql.cli", "query", "--size", "100000000", QUERY, str(path)]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    return p.stdout.count(b"\n")
+
+
+def best_of(fn, path: Path, repeat: int) -> tuple[float, int]:
+    best = float("inf")
+    count = -1
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        count = fn(path)
+        best = min(best, time.perf_counter() - t0)
+    return best, count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="aeq-bench-"))
+    path = tmp / "auditbeat.ndjson"
+    try:
+        n = build_corpus(path, args.docs)
+        size_mb = path.stat().st_size / 1e6
+        print(f"corpus: {n} documents, {size_mb:.1f} MB ({path})")
+        print(f"query:  {QUERY[:100]}…")
+        t_eql, c_eql = best_of(run_eql, path, args.repeat)
+        print(f"eql PythonEngine  : {t_eql:7.2f} s  {n / t_eql:12,.0f} events/s  ({c_eql} matches)")
+        t_aeq, c_aeq = best_of(run_auditeql, path, args.repeat)
+        print(f"auditeql query    : {t_aeq:7.2f} s  {n / t_aeq:12,.0f} events/s  ({c_aeq} matches)")
+        if c_eql != c_aeq:
+            print(f"WARNING: match counts differ (eql {c_eql}, auditeql {c_aeq})")
+        print(f"ratio auditeql/eql: {t_eql / t_aeq:.1f}x (target >= 10x)")
+    finally:
+        if not args.keep:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+    del os
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The properties each fuzzer checks, as plain functions of bytes (shared by atheris and CI).
+
+Every function takes arbitrary bytes and raises ``AssertionError`` (or any unexpected exception)
+only when auditeql misbehaves. The atheris harnesses (``fuzz/fuzz_*.py``) call them under
+coverage guidance for minutes; ``tests/fuzz`` calls them with hypothesis-generated and seed inputs
+for a few seconds in CI. Keeping the properties here means both runs check the same thing.
+
+Properties:
+
+* records: :func:`auditeql.audit.records.parse_line` / ``parse_netlink`` never raise, return a
+  record or a counted ``Skip``; a record's body splits into fields without raising.
+* normalizer: any byte stream fed line by line (raw and netlink framing) through
+  :class:`auditeql.audit.pipeline.Normalizer` gives JSON-serialisable dict documents, never an
+  exception; the counters add up; the in-flight state stays within its limit.
+* eql: :func:`auditeql.eql.parse_query` / ``compile_query`` raise nothing but ``EqlError``; a
+  query that compiles prints (``to_text``) to text that parses back to the same AST; its
+  predicates never raise on odd documents (missing fields, arrays, wrong types).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+MAX_IN_FLIGHT = 8
+
+
+def check_records(data: bytes) -> None:
+    from auditeql.audit.records import AuditRecord, Skip, fields, parse_line, parse_netlink
+
+    for out in (parse_line(data), parse_netlink(1300 + (data[0] if data else 0) % 64, data)):
+        assert isinstance(out, (AuditRecord, Skip)), type(out)
+        if isinstance(out, AuditRecord):
+            assert isinstance(out.body, str)
+            assert 0 <= out.serial <= 0xFFFFFFFF
+            got = fields(out.body)
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in got.items())
+            out.original()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    out = parse_line(text)
+    assert isinstance(out, (AuditRecord, Skip))
+
+
+def _host() -> Any:
+    from auditeql.audit.host import HostInfo
+
+    return HostInfo.detect(host_id="fuzz-host", host_name="fuzz")
+
+
+_HOST: Any = None
+
+
+def check_normalizer(data: bytes) -> None:
+    """Feed ``data`` as audit.log lines, in both flavours; documents must be sane."""
+    from auditeql.audit.pipeline import Normalizer
+
+    global _HOST
+    if _HOST is None:
+        _HOST = _host()
+    lines = data.split(b"\n")
+    for flavor in ("auditd-manager", "auditbeat"):
+        norm = Normalizer(flavor, _HOST, max_in_flight=MAX_IN_FLIGHT, original=flavor == "auditbeat")
+        docs: list[dict[str, Any]] = []
+        for line in lines:
+            docs.extend(norm.feed_line(line))
+            assert norm.reassembler.in_flight <= MAX_IN_FLIGHT + 1
+        docs.extend(norm.flush())
+        assert norm.reassembler.in_flight == 0
+        for doc in docs:
+            assert isinstance(doc, dict)
+            orjson.dumps(doc)  # every document can be written as NDJSON
+        stats = norm.stats
+        assert stats["events"] == len(docs), (stats, len(docs))
+        assert stats["records"] + stats["skipped_total"] <= len(lines)
+
+
+def check_netlink(data: bytes) -> None:
+    """The same through the netlink entry point: (type, payload) pairs cut from ``data``."""
+    from auditeql.audit.pipeline import Normalizer
+
+    global _HOST
+    if _HOST is None:
+        _HOST = _host()
+    norm = Normalizer("auditd-manager", _HOST, max_in_flight=MAX_IN_FLIGHT)
+    docs = []
+    for chunk in data.split(b"\n"):
+        msg_type = 1300 + (chunk[0] % 40 if chunk else 0)
+        docs.extend(norm.feed_netlink(msg_type, chunk[1:]))
+    docs.extend(norm.flush())
+    for doc in docs:
+        orjson.dumps(doc)
+
+
+#: Documents every compiled predicate is tried on: shapes a real stream can contain.
+ODD_DOCS: list[dict[str, Any]] = [
+    {},
+    {"event": {"category": "process"}, "process": {"name": "bash", "pid": 1}},
+    {"event": {"category": ["network", "process"]}, "destination": {"ip": "::1", "port": "53"}},
+    {"event": {"category": None}, "process": {"name": ["sh", None, 3], "args": []}},
+    {"event.category": "process", "process.name": "nc", "auditd": {"data": {"a1": "zz", "a0": 7}}},
+    {"event": {"category": "process"}, "process": [{"name": "x"}, {"name": 1.5}], "x": {"y": True}},
+    {"@timestamp": "not a date", "event": {"category": "network"}, "destination": {"ip": "999.1.1.1"}},
+]
+
+
+def check_eql(data: bytes) -> None:
+    from auditeql.eql import EqlError, compile_query, parse_query, to_text
+    from auditeql.eql.plan import EventPlan
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    try:
+        query = parse_query(text)
+    except EqlError:
+        return
+    try:
+        plan = compile_query(query)
+    except EqlError:
+        return
+    printed = to_text(query)
+    again = parse_query(printed)
+    assert again == query, f"round trip changed the query:\n{text!r}\n-> {printed!r}"
+    filters = [plan.filter] if isinstance(plan, EventPlan) else list(plan.filters)
+    until = getattr(plan, "until", None)
+    if until is not None:
+        filters.append(until)
+    for f in filters:
+        for doc in ODD_DOCS:
+            assert f.predicate(doc) in (True, False)

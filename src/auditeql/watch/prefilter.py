@@ -1,0 +1,224 @@
+"""Skip, from the raw SYSCALL record alone, audit events no loaded rule can match.
+
+Building an ECS document costs far more than reading the records (parsing every record,
+coalescing, placing fields). On a machine running 1,000 execs per second most of those events
+are ``/bin/true``-like programs no rule looks at. Each rule filter tells us two *necessary*
+conditions, read off its AST:
+
+* the syscalls it can match (:func:`auditeql.watch.audit_rules.required_syscalls`);
+* the ``process.name`` / ``process.executable`` values it can match (``process.name :
+  ("bash", "python*")`` …), which go-libaudit takes from the SYSCALL record's ``comm`` / ``exe``.
+
+An event passes when *some* filter (of any rule, ``until`` and ``![…]`` stages included) allows
+both its syscall and its ``comm``; a filter with an unknown condition allows everything on that
+axis. Decisions are made on the SYSCALL record (the kernel sends it first); the event's other
+records are then skipped by serial number. Anything this code cannot read with certainty (no
+SYSCALL record, a hex-encoded ``comm``, an unknown arch) is passed on: the normalizer and the
+engines decide. Only matching is narrowed, never results: a skipped event could not have
+matched any filter. The cost is context: alert ancestry only knows the events that passed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditeql.audit import tables
+from auditeql.eql import ast
+from auditeql.eql.parser import parse_query
+from auditeql.watch.audit_rules import query_filters, required_syscalls
+
+#: ECS fields go-libaudit fills from the SYSCALL record -> the record's key.
+IDENTITY_FIELDS: dict[str, bytes] = {"process.name": b"comm", "process.executable": b"exe"}
+NAME_FIELDS = frozenset(IDENTITY_FIELDS)
+_REMEMBER = 8192
+
+
+# --------------------------------------------------------------------------- name patterns
+
+
+def _literal_strings(values: Sequence[ast.Expr]) -> list[str] | None:
+    out = []
+    for v in values:
+        if not isinstance(v, ast.Literal) or not isinstance(v.value, str):
+            return None
+        out.append(v.value)
+    return out
+
+
+def required_names(expr: ast.Expr) -> frozenset[tuple[str, str]] | None:
+    """``(field, pattern)`` pairs one of which the event must match, or ``None`` if unknown.
+
+    ``field`` is ``process.name`` or ``process.executable``; patterns are lower-cased with
+    ``*``/``?`` wildcards. Case is ignored even for ``==`` (a superset is always safe).
+    """
+    if isinstance(expr, ast.Comparison) and expr.op == "==":
+        left, right = expr.left, expr.right
+        if isinstance(right, ast.Field):
+            left, right = right, left
+        if (isinstance(left, ast.Field) and left.name in NAME_FIELDS and isinstance(right, ast.Literal)
+                and isinstance(right.value, str)):
+            return frozenset({(left.name, _escape(right.value.lower()))})
+        return None
+    if isinstance(expr, ast.StringMatch) and isinstance(expr.left, ast.Field) and expr.left.name in NAME_FIELDS:
+        if expr.op not in (":", "like", "like~"):
+            return None  # regex: not enumerable here
+        vals = _literal_strings(expr.values)
+        if vals is None:
+            return None
+        # only * and ? are wildcards: a backslash stands for itself
+        return frozenset((expr.left.name, v.lower().replace("\\", "\\\\")) for v in vals)
+    if isinstance(expr, ast.InSet) and not expr.negated and isinstance(expr.left, ast.Field) \
+            and expr.left.name in NAME_FIELDS:
+        vals = _literal_strings(expr.values)
+        return frozenset((expr.left.name, _escape(v.lower())) for v in vals) if vals is not None else None
+    if isinstance(expr, ast.And):
+        left = required_names(expr.left)
+        return left if left is not None else required_names(expr.right)
+    if isinstance(expr, ast.Or):
+        left, right = required_names(expr.left), required_names(expr.right)
+        return left | right if left is not None and right is not None else None
+    return None
+
+
+def _escape(text: str) -> str:
+    """A literal (``==``/``in``) as a pattern: its own ``*``/``?`` must not act as wildcards."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+def _pattern_regex(patterns: frozenset[str]) -> re.Pattern[str]:
+    parts = []
+    for pat in sorted(patterns):
+        out, i = [], 0
+        while i < len(pat):
+            ch = pat[i]
+            if ch == "\\" and i + 1 < len(pat):
+                out.append(re.escape(pat[i + 1]))
+                i += 2
+                continue
+            out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
+            i += 1
+        parts.append("".join(out))
+    return re.compile("(?:" + "|".join(parts) + r")\Z", re.DOTALL)
+
+
+# --------------------------------------------------------------------------- the filter
+
+
+@dataclass(frozen=True)
+class _Allow:
+    syscalls: frozenset[str] | None
+    #: record key (b"comm", b"exe") -> pattern; None = any identity
+    names: tuple[tuple[bytes, re.Pattern[str]], ...] | None
+
+
+def _identity(pairs: frozenset[tuple[str, str]] | None) -> tuple[tuple[bytes, re.Pattern[str]], ...] | None:
+    if pairs is None:
+        return None
+    by_key: dict[bytes, set[str]] = {}
+    for field_name, pattern in pairs:
+        by_key.setdefault(IDENTITY_FIELDS[field_name], set()).add(pattern)
+    return tuple((key, _pattern_regex(frozenset(pats))) for key, pats in sorted(by_key.items()))
+
+
+class RecordPrefilter:
+    """Decide per raw record (netlink type + payload) whether it can matter to any rule.
+
+    ``skipped_events`` counts events skipped; ``active`` is False when every event must pass.
+    """
+
+    def __init__(self, rules: Sequence[Any] = ()) -> None:
+        self._allows: tuple[_Allow, ...] = ()
+        self.active = False
+        self._dropped: OrderedDict[bytes, None] = OrderedDict()
+        self.skipped_events = 0
+        self.update(rules)
+
+    def update(self, rules: Sequence[Any]) -> None:
+        allows = []
+        for rule in rules:
+            for flt, _missing in query_filters(parse_query(rule.query)):
+                allows.append(_Allow(required_syscalls(flt.condition), _identity(required_names(flt.condition))))
+        self._allows = tuple(allows)
+        self.active = bool(allows) and not any(a.syscalls is None and a.names is None for a in allows)
+
+    def keep(self, msg_type: int, payload: bytes) -> bool:
+        """False for a record of an event no filter can match (see the module docstring)."""
+        if not self.active:
+            return True
+        serial = _serial(payload)
+        if serial is None:
+            return True
+        if msg_type != tables.SYSCALL:
+            return serial not in self._dropped
+        if self._allowed(payload):
+            return True
+        dropped = self._dropped
+        dropped[serial] = None
+        if len(dropped) > _REMEMBER:
+            dropped.popitem(last=False)
+        self.skipped_events += 1
+        return False
+
+    def _allowed(self, payload: bytes) -> bool:
+        syscall = _syscall_name(payload)
+        values: dict[bytes, str | None] = {}
+        for allow in self._allows:
+            if allow.syscalls is not None:
+                if syscall is None:
+                    return True  # cannot tell: keep
+                if syscall not in allow.syscalls:
+                    continue
+            if allow.names is None:
+                return True
+            for key, regex in allow.names:
+                if key not in values:
+                    values[key] = _quoted(payload, key)
+                value = values[key]
+                if value is None:
+                    return True  # hex-encoded or absent: cannot tell, keep
+                if regex.match(value.lower()):
+                    return True
+        return False
+
+
+def _serial(payload: bytes) -> bytes | None:
+    start = payload.find(b"audit(")
+    if start < 0:
+        return None
+    end = payload.find(b")", start)
+    colon = payload.rfind(b":", start, end)
+    if end < 0 or colon < 0:
+        return None
+    return payload[colon + 1:end]
+
+
+def _syscall_name(payload: bytes) -> str | None:
+    a = payload.find(b" arch=")
+    s = payload.find(b" syscall=")
+    if a < 0 or s < 0:
+        return None
+    arch_hex = payload[a + 6:payload.find(b" ", a + 6)].decode("ascii", "replace").lower().lstrip("0") or "0"
+    end = payload.find(b" ", s + 9)
+    number = payload[s + 9:end if end >= 0 else None]
+    arch = tables.ARCH_NAMES.get(arch_hex)
+    table = tables.SYSCALL_NAMES.get(arch) if arch else None
+    if table is None or not number.isdigit():
+        return None
+    return table.get(int(number))
+
+
+def _quoted(payload: bytes, key: bytes) -> str | None:
+    """The value of ``key="…"`` in a SYSCALL record; None when absent or hex-encoded."""
+    marker = b" " + key + b'="'
+    c = payload.find(marker)
+    if c < 0:
+        return None  # absent or hex-encoded (unusual names): let the normalizer decide
+    start = c + len(marker)
+    end = payload.find(b'"', start)
+    if end < 0:
+        return None
+    return payload[start:end].decode("utf-8", "replace")
