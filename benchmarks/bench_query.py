@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,7 +48,6 @@ def build_corpus(path: Path, n_docs: int) -> int:
     rounds = 0
     with path.open("wb") as out:
         while written < n_docs:
-            shift_s = rounds * 3600
             for doc in base:
                 if written >= n_docs:
                     break
@@ -66,7 +65,6 @@ def build_corpus(path: Path, n_docs: int) -> int:
                 out.write(orjson.dumps(d) + b"\n")
                 written += 1
             rounds += 1
-    del shift_s
     return written
 
 
@@ -102,14 +100,22 @@ def run_auditeql(path: Path) -> int:
     return p.stdout.count(b"\n")
 
 
-def best_of(fn, path: Path, repeat: int) -> tuple[float, int]:
-    best = float("inf")
+def _cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def best_of(fn, path: Path, repeat: int) -> tuple[float, float, int]:
+    """Best wall time and best CPU time (this process + children) over ``repeat`` runs."""
+    best_wall = best_cpu = float("inf")
     count = -1
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         count = fn(path)
-        best = min(best, time.perf_counter() - t0)
-    return best, count
+        best_wall = min(best_wall, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, _cpu() - c0)
+    return best_wall, best_cpu, count
 
 
 def main() -> None:
@@ -125,19 +131,21 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"corpus: {n} documents, {size_mb:.1f} MB ({path})")
         print(f"query:  {QUERY[:100]}…")
-        t_eql, c_eql = best_of(run_eql, path, args.repeat)
-        print(f"eql PythonEngine  : {t_eql:7.2f} s  {n / t_eql:12,.0f} events/s  ({c_eql} matches)")
-        t_aeq, c_aeq = best_of(run_auditeql, path, args.repeat)
-        print(f"auditeql query    : {t_aeq:7.2f} s  {n / t_aeq:12,.0f} events/s  ({c_aeq} matches)")
+        t_eql, cpu_eql, c_eql = best_of(run_eql, path, args.repeat)
+        print(f"eql PythonEngine  : wall {t_eql:7.2f} s {n / t_eql:10,.0f} ev/s | cpu {cpu_eql:7.2f} s "
+              f"{n / cpu_eql:10,.0f} ev/s  ({c_eql} matches)")
+        t_aeq, cpu_aeq, c_aeq = best_of(run_auditeql, path, args.repeat)
+        print(f"auditeql query    : wall {t_aeq:7.2f} s {n / t_aeq:10,.0f} ev/s | cpu {cpu_aeq:7.2f} s "
+              f"{n / cpu_aeq:10,.0f} ev/s  ({c_aeq} matches)")
         if c_eql != c_aeq:
-            print(f"WARNING: match counts differ (eql {c_eql}, auditeql {c_aeq})")
-        print(f"ratio auditeql/eql: {t_eql / t_aeq:.1f}x (target >= 10x)")
+            print(f"note: match counts differ (eql {c_eql}, auditeql {c_aeq}): eql's == has no any-value "
+                  "semantics for ECS arrays such as event.type [\"start\"] (spec §6), Elasticsearch's does")
+        print(f"ratio auditeql/eql: wall {t_eql / t_aeq:.1f}x, cpu {cpu_eql / cpu_aeq:.1f}x (target >= 10x)")
     finally:
         if not args.keep:
             for f in tmp.iterdir():
                 f.unlink()
             tmp.rmdir()
-    del os
 
 
 if __name__ == "__main__":

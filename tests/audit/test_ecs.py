@@ -175,3 +175,40 @@ def test_compound_event_without_syscall_is_kept_deviation() -> None:
     assert len(docs) == 1
     assert docs[0]["event"]["action"] == "violated-selinux-policy" and docs[0]["auditd"]["data"]["seresult"] == "denied"
     assert docs[0]["auditd"]["data"]["path"] == "/x"
+
+
+def _walk(value: Any, path: str = "") -> list[str]:
+    bad = []
+    if isinstance(value, dict):
+        if not value:
+            bad.append(path)
+        for key, item in value.items():
+            if "-" in key:
+                bad.append(f"{path}.{key} (dash)")
+            bad += _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        if not value:
+            bad.append(path)
+        if path != ".process.args":
+            for item in value:
+                bad += _walk(item, path + "[]")
+    elif value is None or value == "":
+        bad.append(path)
+    return bad
+
+
+def test_auditd_manager_documents_have_no_empty_values_or_dashed_keys(corpus_am: list[dict[str, Any]]) -> None:
+    from .test_recordings import _log_docs
+
+    docs = corpus_am + _log_docs("enriched", "auditd-manager", HOST) + [one(CONNECT, "auditd-manager"), one(SOCKET, "auditd-manager")]
+    docs += normalize_lines([
+        b"type=LOGIN msg=audit(1700000000.000:3): pid=1 uid=0 subj=a::c:s0 old-auid=4294967295 auid=1000 tty=(none) old-ses=4294967295 ses=3 res=1",
+        b"type=SYSCALL msg=audit(1700000000.000:4): arch=c000003e syscall=42 success=yes exit=0 a0=3 a1=1 a2=f a3=0 items=0 ppid=1 pid=2 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm=\"x\" exe=\"/x\"",
+        b"type=SOCKADDR msg=audit(1700000000.000:4): saddr=0100002F746D702F78",
+        b"type=PROCTITLE msg=audit(1700000000.000:4): proctitle=78",
+    ], "auditd-manager", HOST)
+    problems = [(i, p) for i, d in enumerate(docs) for p in _walk(d)]
+    assert not problems, problems[:10]
+    login = [d for d in docs if d["auditd"]["message_type"] == "login"][-1]
+    assert login["auditd"]["data"]["old_ses"] == "4294967295"
+    assert login["auditd"]["user"]["selinux"] == {"user": "a", "domain": "c", "level": "s0"}

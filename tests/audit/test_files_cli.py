@@ -99,3 +99,16 @@ def test_cli_normalize_stdin_with_garbage(rotated) -> None:
 def test_cli_normalize_bad_path_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     res = _cli(["normalize", str(tmp_path / "missing.log")])
     assert res.returncode == 2 and b"no such file" in res.stderr and b"Traceback" not in res.stderr
+
+
+def test_cli_query_accepts_raw_audit_logs(rotated, tmp_path: Path) -> None:
+    d, lines = rotated
+    q = 'process where auditd.data.syscall == "socket" and auditd.data.a1 == "2"'
+    raw = _cli(["query", q, "--size", "100", str(d / "audit.log.2.gz"), str(d / "audit.log.1"), str(d / "audit.log")])
+    assert raw.returncode == 0, raw.stderr
+    nd = tmp_path / "docs.ndjson"
+    nd.write_bytes(_cli(["normalize", str(d / "audit.log*")]).stdout)
+    ref = _cli(["query", q, "--size", "100", str(nd)])
+    raw_docs = [orjson.loads(x) for x in raw.stdout.splitlines()]
+    assert raw_docs and raw_docs == [orjson.loads(x) for x in ref.stdout.splitlines()]
+    assert all(x["auditd"]["data"]["a1"] == "2" and x["host"]["os"]["type"] == "linux" for x in raw_docs)

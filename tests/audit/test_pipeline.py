@@ -12,23 +12,23 @@ from auditeql.audit.records import parse_line
 from .conftest import normalize_lines
 
 
-def test_keep_none_and_accept_all_are_identical(corpus_lines: list[bytes]) -> None:
+def test_keep_none_and_accept_all_are_identical(corpus_lines: list[bytes], corpus_auditbeat, local_host) -> None:
     calls: list[tuple[int, Any, Any]] = []
 
     def accept_all(rtype: int, arch: str | None, syscall: str | None) -> bool:
         calls.append((rtype, arch, syscall))
         return True
 
-    assert normalize_lines(corpus_lines) == normalize_lines(corpus_lines, keep=accept_all)
+    assert corpus_auditbeat == normalize_lines(corpus_lines, "auditbeat", local_host, keep=accept_all)
     assert len({c for c in calls if c[0] == 1300}) >= 3  # (1300, x86_64, execve/socket/connect/sendto)
     assert (1300, "x86_64", "connect") in calls
 
 
-def test_keep_drops_events_before_any_parsing(corpus_lines: list[bytes]) -> None:
+def test_keep_drops_events_before_any_parsing(corpus_lines: list[bytes], corpus_auditbeat, local_host) -> None:
     wanted = {"socket", "connect"}
-    n = Normalizer("auditbeat", None, keep=lambda rtype, arch, syscall: syscall in wanted)
+    n = Normalizer("auditbeat", local_host, keep=lambda rtype, arch, syscall: syscall in wanted)
     docs = [d for line in corpus_lines for d in n.feed_line(line)] + n.flush()
-    full = [d for d in normalize_lines(corpus_lines) if d["auditd"]["data"].get("syscall") in wanted]
+    full = [d for d in corpus_auditbeat if d["auditd"]["data"].get("syscall") in wanted]
     assert docs == full
     assert n.stats["dropped_by_keep"] == 3144 - len(full)  # incl. CONFIG_CHANGE events (their SYSCALL is sendto)
     assert n.stats["events"] == len(full)

@@ -79,3 +79,28 @@ def test_emulate_check_matrix(tmp_path: Path) -> None:
     # nothing left behind: namespaces, our audit rules
     assert leftover_namespaces() == []
     assert KEY not in subprocess.run(["auditctl", "-l"], capture_output=True, text=True).stdout
+
+
+def test_sigterm_during_check_leaves_nothing_behind() -> None:
+    import signal
+    import time
+
+    _kernel_audit_or_skip()
+    proc = subprocess.Popen([sys.executable, "-m", "auditeql.cli", "emulate", "--check", "-t", "ncat_udp_exec",
+                             "-t", "bash_exec_fd_udp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(n for n in leftover_namespaces()):
+            time.sleep(0.1)  # wait until the test host exists: the run is under way
+        assert leftover_namespaces(), "the test host never appeared"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert leftover_namespaces() == []
+    survivors = subprocess.run(["pgrep", "-f", "203.0.113.2 53001"], capture_output=True, text=True).stdout.split()
+    assert survivors == [], "a technique's process outlived the run"
+    assert KEY not in subprocess.run(["auditctl", "-l"], capture_output=True, text=True).stdout

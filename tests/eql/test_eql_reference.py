@@ -249,12 +249,17 @@ def test_pushdown_literals_never_drop_a_match(cond: ast.Expr, docs: list[dict]) 
 
     from auditeql.eql.plan import line_may_match, literal_needles
 
+    import json
+
     plan = compile_query(ast.EventQuery(ast.EventFilter("process", cond)))
     needles = literal_needles(plan.filter.literals)
+    line_filter = plan.filter.line_filter
     for doc in docs:
         doc = {**doc, "event": {"category": "process"}}
         if plan.filter.predicate(doc):
-            assert line_may_match(orjson.dumps(doc), needles), (to_text(cond), doc, needles)
+            for line in (orjson.dumps(doc), json.dumps(doc).encode(), json.dumps(doc, ensure_ascii=False).encode()):
+                assert line_may_match(line, needles), (to_text(cond), doc, needles)
+                assert line_filter is None or line_filter(line), (to_text(cond), doc)
 
 
 def test_category_term_is_array_aware_and_case_sensitive() -> None:

@@ -131,3 +131,27 @@ def test_decisions_on_raw_records() -> None:
     # a filter with no usable condition turns the prefilter off
     off = RecordPrefilter([_R("any", 'any where user.name == "root"')])
     assert not off.active and off.keep(1300, _syscall_record(b'"true"'))
+
+
+def test_skipped_event_records_that_came_first_do_not_hold_back_later_events() -> None:
+    """Regression: EVENT_LISTENER (1335) precedes its SYSCALL; skipping the SYSCALL must discard it,
+    or the reassembler (which releases events in serial order) holds every later event for 2 s."""
+    import time
+
+    seed = [r for r in builtin_rules() if r.rule_id == "a5eb21b7-13cc-4b94-9fe2-29bb2914e037"]
+    norm = Normalizer("auditd-manager", HostInfo.fixed({"id": "h", "os": {"type": "linux"}}), clock=time.monotonic)
+    pre = RecordPrefilter(seed, on_drop=norm.reassembler.discard)
+    records = [
+        (1335, b"audit(1700000000.000:10): pid=5 uid=0 auid=0 tty=(none) ses=1 comm=\"python\" nl-mcgrp=1 op=connect res=1"),
+        (1300, _syscall_record(b'"python"', syscall=54, serial=10)),
+        (1327, b"audit(1700000000.000:10): proctitle=707974686F6E"),
+        (1320, b"audit(1700000000.000:10): "),
+        (1300, _syscall_record(b'"bash"', syscall=59, serial=11)),
+        (1327, b'audit(1700000000.000:11): proctitle="bash"'),
+    ]
+    docs = []
+    for rtype, payload in records:
+        if pre.keep(rtype, payload):
+            docs.extend(norm.feed_netlink(rtype, payload))
+    assert [d["process"]["name"] for d in docs] == ["bash"]  # released at once, not after a timeout
+    assert norm.reassembler.in_flight == 0

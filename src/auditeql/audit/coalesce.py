@@ -127,7 +127,7 @@ def coalesce(records: list[AuditRecord]) -> Event:
                     if rd.error:
                         ev.warnings.append(f"failed to parse PATH message: {rd.error}")
                     else:
-                        ev.paths.append(rd.values)
+                        ev.paths.append(dict(rd.values))
                 elif rtype == tables.SOCKADDR:
                     _add_sockaddr(ev, record_data(rec))
                 elif rtype == tables.EXECVE:

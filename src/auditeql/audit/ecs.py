@@ -305,6 +305,8 @@ def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
         event["id"] = data.pop("id")
     user = doc.get("user")
     if isinstance(user, dict):
+        if "-" in "".join(user):
+            user = doc["user"] = {k.replace("-", "_"): v for k, v in user.items()}
         moved = {k: user.pop(k) for k in _AM_USER_MOVED if k in user}
         if moved:
             auditd["user"] = moved
@@ -330,19 +332,44 @@ def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
     doc["tags"] = list(tags) + [AM_POLICY_TAG]
     if isinstance(event.get("original"), list):
         event["original"] = "\n".join(event["original"])
-    # empty values can only occur in these subtrees (the others are built non-empty); process.args
-    # keeps empty arguments on purpose (docs/deviations.md)
-    for key in ("event", "auditd", "user", "file"):
+    # Empty values and "-" in keys can only occur where record values land: event.action/outcome,
+    # auditd.{result,data,paths,file}, user.*; the other subtrees are built non-empty. Flat dicts
+    # are checked with C-level scans first and rebuilt only when needed. process.args keeps empty
+    # arguments on purpose (docs/deviations.md).
+    for key in ("action", "outcome"):
+        if event.get(key) == "":
+            del event[key]
+    if auditd.get("result") == "":
+        del auditd["result"]
+    if isinstance(socket, dict):
+        data["socket"] = _clean_flat(socket)
+    auditd["data"] = _clean_flat(data)
+    paths = auditd.get("paths")
+    if paths:
+        auditd["paths"] = [_clean_flat(p) for p in paths]
+    if "file" in auditd:
+        auditd["file"] = _clean(auditd["file"])
+    if "user" in auditd:
+        auditd["user"] = _clean(auditd["user"])
+    for key in ("user", "auditd", "file"):
         sub = doc.get(key)
-        if sub is not None:
-            sub = _clean(sub)
-            if sub:
-                doc[key] = sub
-            else:
-                del doc[key]
-    tags = [t for t in doc["tags"] if t]
-    doc["tags"] = tags
+        if sub is not None and not sub:
+            del doc[key]
+    if isinstance(user, dict) and user:
+        cleaned = _clean(user)
+        if cleaned:
+            doc["user"] = cleaned
+        else:
+            del doc["user"]
+    doc["tags"] = [t for t in doc["tags"] if t]
     return doc
+
+
+def _clean_flat(d: dict[str, Any]) -> dict[str, Any]:
+    """_clean for a dict of strings (plus a nested dict or two), fast when nothing is to do."""
+    if "" in d.values() or "-" in "".join(d):
+        return _clean(d)
+    return d
 
 
 def _long(value: Any) -> Any:

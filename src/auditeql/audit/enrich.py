@@ -70,8 +70,29 @@ def hex_string(raw: str) -> str | None:
     return _text(data)
 
 
+_CACHE: dict[tuple[int, str], RecordData] = {}
+_CACHE_MAX = 8192
+
+
 def record_data(rec: AuditRecord) -> RecordData:
-    """Interpret one record's fields (go-libaudit ``AuditMessage.Data()`` + ``Tags()``)."""
+    """Interpret one record's fields (go-libaudit ``AuditMessage.Data()`` + ``Tags()``).
+
+    Results are memoised by (type, body): CWD, PATH (the dynamic loader, the same binary),
+    PROCTITLE of a busy process and BPRM_FCAPS records repeat verbatim all the time. Callers must
+    not mutate the returned ``values`` (copy first).
+    """
+    key = (rec.type, rec.body)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    out = _record_data(rec)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = out
+    return out
+
+
+def _record_data(rec: AuditRecord) -> RecordData:
     body = rec.body
     rtype = rec.type
     if rtype == tables.AVC:

@@ -102,6 +102,7 @@ class Normalizer:
         self.original = original
         self.reassembler = Reassembler(max_in_flight=max_in_flight, timeout_ms=timeout_ms, clock=clock)
         self._dropped: OrderedDict[int, None] = OrderedDict()
+        self._placeholders: dict[int, tuple[AuditRecord, Any]] = {}
         self.records = 0
         self.events = 0
         self.dropped_by_keep = 0
@@ -144,6 +145,18 @@ class Normalizer:
                     return self._build(self.reassembler.maintain())
         return self._build(self.reassembler.push(rec))
 
+    def feed_placeholder(self, seconds: int, millis: int, serial: int, payload: Any) -> list[Any]:
+        """Hold a place in the event order for an event a caller skipped without parsing.
+
+        The rules' push-down (:mod:`auditeql.rules.pushdown`) skips events at their SYSCALL line
+        but still owes process context a stand-in for them, in the position the event's document
+        would have had. ``payload`` comes out of ``feed_*``/``flush`` in that position, in place of
+        a document (added by the performance work; only callers that pass placeholders see them).
+        """
+        stub = AuditRecord(tables.PROCTITLE, seconds, millis, serial, "")
+        self._placeholders[serial] = (stub, payload)
+        return self._build(self.reassembler.push(stub))
+
     def maintain(self) -> list[dict[str, Any]]:
         """Release events that timed out (live sources call this periodically)."""
         return self._build(self.reassembler.maintain())
@@ -166,7 +179,14 @@ class Normalizer:
             return []
         out = []
         keep = self._keep
+        placeholders = self._placeholders
         for records in groups:
+            if placeholders:
+                held = placeholders.get(records[0].serial)
+                if held is not None and records[0] is held[0]:
+                    del placeholders[records[0].serial]
+                    out.append(held[1])
+                    continue
             if keep is not None and not any(r.type == tables.SYSCALL for r in records):
                 if not keep(records[0].type, None, None):
                     self.dropped_by_keep += 1

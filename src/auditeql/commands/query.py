@@ -20,7 +20,8 @@ import click
 import orjson
 
 from auditeql.eql import EqlError, compile_query
-from auditeql.eql.plan import CompiledFilter, EventPlan, Plan, QueryOptions, SamplePlan, line_may_match, literal_needles
+from auditeql.eql.plan import CompiledFilter, EventPlan, Plan, QueryOptions, SamplePlan
+from auditeql.eql.prefilter import combine_line_filters
 from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
 
 
@@ -36,14 +37,7 @@ def plan_filters(plan: Plan) -> list[CompiledFilter]:
 
 def line_prefilter(plan: Plan) -> Callable[[bytes], bool] | None:
     """A cheap raw-line test that is false only for lines no filter of ``plan`` can match."""
-    needles: set[bytes] = set()
-    for f in plan_filters(plan):
-        n = literal_needles(f.literals)
-        if n is None:
-            return None
-        needles.update(n)
-    ordered = tuple(sorted(needles, key=len, reverse=True))
-    return lambda line: line_may_match(line, ordered)
+    return combine_line_filters([f.line_filter for f in plan_filters(plan)])
 
 
 def iter_input(
@@ -55,7 +49,32 @@ def iter_input(
     ``auditeql.sources.files.read_documents`` (which yields documents without a raw line, and
     are then printed re-serialised).
     """
-    yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter)
+    from auditeql.sources.files import input_kind, read_documents
+
+    paths = list(paths)
+    kinds = [input_kind(p) for p in paths]
+    if "audit" not in kinds:
+        yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter)
+        return
+    # raw audit logs (auto-detected) are normalized to Auditd Manager documents; consecutive raw
+    # files share one normalizer so that a rotated set reads as one stream
+    i = 0
+    while i < len(paths):
+        j = i
+        raw = kinds[i] == "audit"
+        while j < len(paths) and (kinds[j] == "audit") == raw:
+            j += 1
+        if raw:
+            audit_stats: dict[str, Any] = {}
+            for doc in read_documents(paths[i:j], stats=audit_stats):
+                yield doc, None
+            skipped = audit_stats.get("skipped") or {}
+            if skipped:
+                detail = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()))
+                stderr_reporter(f"{sum(skipped.values())} audit line(s) skipped ({detail})")
+        else:
+            yield from read_ndjson_raw(paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter)
+        i = j
 
 
 def _default(value: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from auditeql.rules.pushdown import Deferred as _Deferred
 from auditeql.rules.replay import ENGINES
 
 EXIT_NO_ALERTS, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
@@ -43,6 +44,7 @@ def _warn(message: str) -> None:
 @click.option("--host-name", metavar="NAME", help="host.name of the machine the data comes from (filled in where missing).")
 @click.option("--engine", default="python", show_default=True, metavar="NAME", help=f"Evaluation engine: {', '.join(sorted(ENGINES))} (more with the scale extras).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary or progress on stderr (warnings still shown).")
+@click.option("--no-pushdown", is_flag=True, help="Build every event's document even when no rule can match it (for comparison; same alerts, slower).")
 def scan(
     paths: tuple[str, ...],
     rule_files: tuple[str, ...],
@@ -58,6 +60,7 @@ def scan(
     host_name: str | None,
     engine: str,
     quiet: bool,
+    no_pushdown: bool = False,
 ) -> None:
     """Run detection rules over audit logs or ECS NDJSON, replaying Kibana's schedule.
 
@@ -100,8 +103,12 @@ def scan(
     filler = _HostFiller(host_id, host_name)
     stats: dict[str, Any] = {}
     try:
-        docs = _read(paths, flavor, host_id, host_name, stats)
+        pushdown = None if no_pushdown else _pushdown(rules)
+        docs = _read(paths, flavor, host_id, host_name, stats, pushdown)
         for doc in _progress(docs, quiet):
+            if doc.__class__ is _Deferred:
+                context.observe_deferred(doc)  # an event push-down skipped; see rules/pushdown.py
+                continue
             replayer.feed(filler(doc))
     except _InputError as exc:
         _fail(str(exc))
@@ -168,14 +175,15 @@ def _load_engine_plugins() -> None:
 
 
 def _read(
-    paths: Iterable[str], flavor: str, host_id: str | None, host_name: str | None, stats: dict[str, Any]
+    paths: Iterable[str], flavor: str, host_id: str | None, host_name: str | None, stats: dict[str, Any],
+    pushdown: Any = None,
 ) -> Iterator[Mapping[str, Any]]:
     from auditeql.audit.host import HostInfo
     from auditeql.sources.files import InputError, read_documents
 
     try:
         host = HostInfo.detect(host_id=host_id, host_name=host_name)
-        yield from read_documents(list(paths), flavor=flavor, host=host, pushdown=_pushdown(), stats=stats)
+        yield from read_documents(list(paths), flavor=flavor, host=host, pushdown=pushdown, stats=stats)
     except InputError as exc:
         raise _InputError(f"{exc}") from None
     except FileNotFoundError as exc:
@@ -188,9 +196,12 @@ def _read(
         raise _InputError(f"cannot read input: {exc}") from None
 
 
-def _pushdown() -> Any:
-    """No push-down yet: every event is read, so process ancestry sees every exec."""
-    return None
+def _pushdown(rules: Any) -> Any:
+    """The rules' push-down, deferring skipped events so process ancestry still sees every exec."""
+    from auditeql.rules.pushdown import PushDown
+
+    pd = PushDown.from_rules(rules, defer=True)
+    return pd if pd.active else None
 
 
 class _HostFiller:

@@ -14,9 +14,11 @@ made by a process of that tree inside the window; alerts that belong to no techn
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +146,24 @@ def attribute(outcomes: Sequence[Outcome], alerts: Sequence[Alert], docs: Sequen
     return Attribution(per, background)
 
 
+@contextlib.contextmanager
+def _signals_as_exit() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise SystemExit while checking, so audit rules and namespaces are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, _exit) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def run_check(
     techniques: Sequence[Any],
     rules: Sequence[Any],
@@ -160,7 +180,7 @@ def run_check(
 
     pipeline = LivePipeline(rules, host=HostInfo.detect())
     raw: list[tuple[int, bytes]] = []
-    with AuditRules(specs_for_rules(rules)):
+    with _signals_as_exit(), AuditRules(specs_for_rules(rules)):
         collector = RecordCollector(on_batch=lambda batch: (raw.extend(batch) if record_to else None,
                                                             pipeline.feed(batch)))
         collector.start()

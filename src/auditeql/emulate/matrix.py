@@ -24,7 +24,6 @@ DETECTED, MISSED, FALSE_POSITIVE, QUIET, SKIPPED, ERROR = (
 )
 _SYMBOL = {DETECTED: "✅ detected", MISSED: "❌ missed", FALSE_POSITIVE: "⚠️ false positive", QUIET: "· quiet",
            SKIPPED: "skipped", ERROR: "error"}
-_GOOD = {DETECTED, QUIET}
 
 
 @dataclass(frozen=True)

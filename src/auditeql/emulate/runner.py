@@ -99,12 +99,14 @@ def run_one(host: TestHost, tech: Technique) -> Outcome:
         return Outcome(tech.name, "error", f"could not start: {exc}", start, time.time())
     timed_out = False
     try:
-        out, _ = proc.communicate(timeout=tech.timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_session(proc.pid)
-        out, _ = proc.communicate()
-    kill_session(proc.pid)  # children that outlived the leader
+        try:
+            out, _ = proc.communicate(timeout=tech.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_session(proc.pid)
+            out, _ = proc.communicate()
+    finally:
+        kill_session(proc.pid)  # children that outlived the leader; also when interrupted
     end = time.time()
     time.sleep(0.15)  # let the listener report the last datagrams
     events = tuple(host.listener_events()[seen_before:])

@@ -40,6 +40,7 @@ from .matchers import (
     term_test_ci,
     wildcard_test,
 )
+from .prefilter import filter_needs, line_filter_of, literals_of
 from .plan import CompiledFilter, EventPlan, KeyField, Pipe, Plan, Predicate, SamplePlan, SequencePlan
 
 Env = dict[str, Any]
@@ -116,19 +117,15 @@ _SCALARS = (str, int, float, bool)
 
 
 def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = None) -> Predicate:
-    """True if any value of ``path`` passes ``test`` (false when the field is missing)."""
+    """True if any value of ``path`` passes ``test`` (false when the field is missing).
+
+    ``str_test`` (optional) is a faster test used for string values. A nested scalar or a flat
+    list of scalars is decided here; anything else goes through ``fields.values``.
+    """
     get = make_getter(path)
     stest = str_test or test
 
-    def pred(doc: Mapping[str, Any]) -> bool:
-        v = get(doc)
-        cls = v.__class__
-        if cls is str:
-            return stest(v)
-        if cls is int or cls is float or cls is bool:
-            return test(v)
-        if v is None:
-            return False
+    def slow(doc: Mapping[str, Any]) -> bool:
         for item in _values(doc, path):
             if item.__class__ is str:
                 if stest(item):
@@ -136,6 +133,28 @@ def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = No
             elif test(item):
                 return True
         return False
+
+    def pred(doc: Mapping[str, Any]) -> bool:
+        v = get(doc)
+        cls = v.__class__
+        if cls is str:
+            return stest(v)
+        if cls is list:
+            for item in v:
+                icls = item.__class__
+                if icls is str:
+                    if stest(item):
+                        return True
+                elif icls is dict or icls is list:
+                    return slow(doc)
+                elif item is not None and test(item):
+                    return True
+            return False
+        if cls is int or cls is float or cls is bool:
+            return test(v)
+        if v is None:
+            return False
+        return slow(doc)
 
     return pred
 
@@ -583,115 +602,6 @@ class _Compiler:
             return any_value(path, lambda v: v.__class__ is str and stest(v))
         return None
 
-    # ---------------------------------------------------------------- push-down literals
-    def literals(self, node: ast.Expr) -> frozenset[str] | None:
-        """Strings one of which must occur verbatim in the raw JSON of any matching document."""
-        if isinstance(node, ast.And):
-            return _best(self.literals(node.left), self.literals(node.right))
-        if isinstance(node, ast.Or):
-            a, b = self.literals(node.left), self.literals(node.right)
-            return a | b if a is not None and b is not None else None
-        if isinstance(node, ast.Comparison) and node.op == "==":
-            field, const = _field_const(node.left, node.right)
-            if field is not None:
-                return _lits([const])
-            return None
-        if isinstance(node, ast.InSet) and not node.negated and isinstance(node.left, ast.Field):
-            if node.case_insensitive:
-                return _lits([c for c in _consts(node.values)], ci=True)
-            return _lits(_consts(node.values))
-        if isinstance(node, ast.StringMatch) and isinstance(node.left, ast.Field):
-            consts = _consts(node.values)
-            if node.op.startswith("regex"):
-                if node.op == "regex~":
-                    return None
-                return _lits([LuceneRegex(c).literal_value() if isinstance(c, str) else None for c in consts])
-            return _lits(consts, ci=node.op != "like", wildcard=True)
-        if isinstance(node, ast.FunctionCall) and node.args and isinstance(node.args[0], ast.Field):
-            c = node.canonical
-            if c in ("startswith", "endswith", "stringcontains") and len(node.args) == 2:
-                consts = _consts(node.args[1:])
-                x = consts[0] if consts else None
-                if isinstance(x, str) and x and not has_wildcard(x):
-                    pattern = x + "*" if c == "startswith" else "*" + x if c == "endswith" else "*" + x + "*"
-                    return _lits([pattern], ci=node.case_insensitive, wildcard=True)
-        return None
-
-
-def _consts(values: tuple[ast.Expr, ...]) -> list[Any]:
-    out = []
-    for v in values:
-        if isinstance(v, ast.Literal):
-            out.append(v.value)
-        else:
-            out.append(_UNKNOWN)
-    return out
-
-
-_UNKNOWN = object()
-
-
-def _field_const(a: ast.Expr, b: ast.Expr) -> tuple[ast.Field | None, Any]:
-    if isinstance(a, ast.Field) and isinstance(b, ast.Literal):
-        return a, b.value
-    if isinstance(b, ast.Field) and isinstance(a, ast.Literal):
-        return b, a.value
-    return None, None
-
-
-def _safe_text(s: str) -> bool:
-    """Text whose JSON encoding is itself (no quote, backslash, slash or control characters)."""
-    for ch in s:
-        if ch in '"\\/' or ord(ch) < 0x20 or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF or ch in "\u2028\u2029":
-            return False
-    return True
-
-
-def _lits(consts: list[Any], ci: bool = False, wildcard: bool = False) -> frozenset[str] | None:
-    """Required raw-JSON substrings for "the field equals/matches one of ``consts``".
-
-    A matching string value ``v`` appears in the line as ``"v"``, so an exact value is emitted
-    with its quotes and a wildcard pattern contributes its longest fixed segment (with the
-    quote on an anchored side). Numeric-looking strings are skipped (a numeric field matches
-    ``123`` for ``"123.0"``); so are case-insensitive segments containing ASCII letters and
-    anything whose JSON encoding is not the text itself.
-    """
-    out: set[str] = set()
-    for c in consts:
-        if c is True or c is False or (c in ("true", "false") and not ci):
-            out.add("true" if c is True or c == "true" else "false")
-            continue
-        if not isinstance(c, str) or c is _UNKNOWN:
-            return None
-        if wildcard and has_wildcard(c):
-            parts = c.replace("?", "*").split("*")
-            parts[0] = '"' + parts[0]
-            parts[-1] = parts[-1] + '"'
-            segments = [s for s in parts if s.strip('"')]
-            if not segments:
-                return None
-            seg = max(segments, key=len)
-        else:
-            if parse_number(c) is not None:
-                return None  # a numeric field would match 123 for "123.0"
-            seg = '"' + c + '"'
-        if ci and any(ch.isalpha() and ch.isascii() for ch in seg):
-            return None
-        if not _safe_text(seg.strip('"')):
-            return None
-        out.add(seg)
-    return frozenset(out) if out else None
-
-
-def _best(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    ka = (min(len(s) for s in a), -len(a))
-    kb = (min(len(s) for s in b), -len(b))
-    return a if ka >= kb else b
-
 
 def _ip_invalid(ip: str) -> bool:
     from .functions import ip_to_int
@@ -712,14 +622,11 @@ def compile_filter(
 ) -> CompiledFilter:
     comp = _Compiler(event_category_field)
     cond = comp.predicate(flt.condition)
-    lits = comp.literals(flt.condition)
+    need = filter_needs(flt)
     if flt.category is not None:
         cat = flt.category
         cat_pred = any_value(event_category_field, lambda v: v == cat, cat.__eq__)
         pred = _and(cat_pred, cond)
-        if lits is None and _safe_text(cat) and cat:
-            # category words are also common JSON keys ("process": {…}): use them only as a last resort
-            lits = frozenset(('"' + cat + '"',))
     else:
         pred = cond
     return CompiledFilter(
@@ -727,8 +634,9 @@ def compile_filter(
         keys=tuple(KeyField(k.name, k.optional) for k in keys),
         missing=missing,
         category=flt.category,
-        literals=lits,
+        literals=literals_of(need),
         source=source if source is not None else flt,
+        line_filter=line_filter_of(need),
     )
 
 

@@ -134,7 +134,9 @@ def _wildcard_regex(pattern: str, ci: bool) -> Callable[[str], bool]:
             parts.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
         flags = re.S | (re.I | re.A if ci else 0)
         return re.compile("".join(parts), flags).fullmatch  # type: ignore[return-value]
-    lucene = "".join(".*" if ch == "*" else "." if ch == "?" else "\\" + ch for ch in pattern)
+    lucene = "".join(
+        ".*" if ch == "*" else "." if ch == "?" else ch if ch.isalnum() else "\\" + ch for ch in pattern
+    )
     return LuceneRegex(lucene, ci).fullmatch
 
 

@@ -51,6 +51,9 @@ class CompiledFilter:
     category: str | None = None  # None for ``any``
     literals: frozenset[str] | None = None
     source: Any = None  # the AST node
+    #: Exact raw-line test (bytes -> may this line's document match?), covering the whole
+    #: condition incl. case-insensitive parts; ``None`` = no test. See auditeql.eql.prefilter.
+    line_filter: Callable[[bytes], bool] | None = None
 
 
 @dataclass(frozen=True)

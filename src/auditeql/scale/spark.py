@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -51,8 +52,12 @@ def session(master: str | None = None, *, app_name: str = "auditeql", conf: Mapp
         master = os.environ.get("AUDITEQL_SPARK_MASTER", "local[2]")
     builder = builder.master(master)
     if master.startswith("local"):
+        # executors of a local session run this very interpreter (and so find auditeql)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         builder = (
-            builder.config("spark.ui.enabled", "false")
+            builder.config("spark.pyspark.python", sys.executable)
+            .config("spark.ui.enabled", "false")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", "4")

@@ -21,6 +21,7 @@ import gzip
 import io
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -89,6 +90,29 @@ def _open(path: str) -> BinaryIO:
     return buffered  # type: ignore[return-value]
 
 
+def input_kind(path: str) -> str:
+    """``"audit"``, ``"ndjson"`` or ``"empty"`` from the first non-blank bytes, without consuming
+    anything (stdin is peeked). Unreadable paths are ``"ndjson"``: the NDJSON reader reports them.
+    """
+    try:
+        if path == "-":
+            head = sys.stdin.buffer.peek(1 << 16)[: 1 << 16]
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+    except (OSError, ValueError):
+        return "ndjson"
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 1 << 16)
+        except zlib.error:
+            return "ndjson"
+    stripped = head.lstrip()
+    if not stripped:
+        return "empty"
+    return "ndjson" if stripped[:1] == b"{" else "audit"
+
+
 def _sniff(stream: IO[bytes]) -> tuple[str, list[bytes]]:
     """("ndjson" | "audit" | "empty", the lines consumed while looking)."""
     consumed: list[bytes] = []
@@ -126,6 +150,18 @@ def _ndjson_lines(lines: Iterable[bytes], stats: dict[str, Any]) -> Iterator[dic
             stats["ndjson_skipped"] = skipped
 
 
+def _read_ndjson_file(path: str, stats: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The NDJSON module's reader (it reports bad lines with file:line on stderr)."""
+    from auditeql.sources.ndjson import NdjsonStats, read_ndjson
+
+    st = NdjsonStats()
+    try:
+        yield from read_ndjson([path], stats=st)
+    finally:
+        stats["ndjson_documents"] = stats.get("ndjson_documents", 0) + st.documents
+        stats["ndjson_skipped"] = stats.get("ndjson_skipped", 0) + st.bad_lines
+
+
 def read_documents(
     paths: Iterable[str],
     *,
@@ -146,6 +182,7 @@ def read_documents(
         stats = {}
     ordered = expand_paths(list(paths))
     normalizer: Normalizer | None = None
+    feeder: Any = None
     stats["files"] = []
     for path in ordered:
         stream = _open(path)
@@ -153,11 +190,22 @@ def read_documents(
             kind, first = _sniff(stream)
             stats["files"].append({"path": path, "kind": kind})
             if kind == "ndjson":
-                yield from _ndjson_lines(_chain(first, stream), stats)
+                if path != "-":
+                    stream.close()
+                    yield from _read_ndjson_file(path, stats)
+                else:
+                    yield from _ndjson_lines(_chain(first, stream), stats)
             elif kind == "audit":
                 if normalizer is None:
-                    normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), keep, pushdown=pushdown)
-                feed = normalizer.feed_line
+                    policy = keep if keep is not None else pushdown
+                    make_feeder = getattr(policy, "line_feeder", None)
+                    if make_feeder is not None and getattr(policy, "active", True):
+                        # the rules' push-down skips events at their SYSCALL line, before parsing
+                        normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), policy.normalizer_keep)
+                        feeder = make_feeder(normalizer)
+                    else:
+                        normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), keep, pushdown=pushdown)
+                feed = feeder.feed if feeder is not None else normalizer.feed_line
                 for line in _chain(first, stream):
                     docs = feed(line)
                     if docs:
@@ -169,5 +217,7 @@ def read_documents(
             if path != "-":
                 stream.close()
     if normalizer is not None:
-        yield from normalizer.flush()
+        yield from (feeder.flush() if feeder is not None else normalizer.flush())
         stats.update(normalizer.stats)
+        if feeder is not None:
+            stats["pushdown_skipped_events"] = feeder.skipped_events

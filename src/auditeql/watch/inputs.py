@@ -70,6 +70,8 @@ class NetlinkInput(_Input):
         super().__init__(normalizer)
         self.source = NetlinkSource(rcvbuf=rcvbuf, stderr=stderr)
         self.prefilter = prefilter
+        if prefilter is not None:
+            prefilter.on_drop = normalizer.reassembler.discard
 
     def read(self, timeout: float) -> list[Doc]:
         feed = self.normalizer.feed_netlink
@@ -150,6 +152,8 @@ class StreamInput(_Input):
         super().__init__(normalizer)
         self.reader = reader
         self.prefilter = prefilter
+        if prefilter is not None:
+            prefilter.on_drop = normalizer.reassembler.discard
         self._stderr = stderr if stderr is not None else sys.stderr
         self.bad_json = 0
         self.ecs_documents = 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +130,11 @@ class RecordPrefilter:
     ``skipped_events`` counts events skipped; ``active`` is False when every event must pass.
     """
 
-    def __init__(self, rules: Sequence[Any] = ()) -> None:
+    def __init__(self, rules: Sequence[Any] = (), on_drop: Callable[[int], Any] | None = None) -> None:
+        #: called with the serial of each event skipped: records of it that came *before* its
+        #: SYSCALL record (e.g. EVENT_LISTENER, AVC) are already in the reassembler and must be
+        #: discarded there, or they would hold back every later event until they time out
+        self.on_drop = on_drop
         self._allows: tuple[_Allow, ...] = ()
         self.active = False
         self._dropped: OrderedDict[bytes, None] = OrderedDict()
@@ -161,6 +165,8 @@ class RecordPrefilter:
         if len(dropped) > _REMEMBER:
             dropped.popitem(last=False)
         self.skipped_events += 1
+        if self.on_drop is not None and serial.isdigit():
+            self.on_drop(int(serial))
         return False
 
     def _allowed(self, payload: bytes) -> bool:

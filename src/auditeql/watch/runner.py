@@ -327,13 +327,15 @@ class LiveRunner:
             "alerts": self.counters.alerts,
             "reassembly_timeouts": nstats["reassembly_timeouts"],
             "in_flight": norm.reassembler.in_flight,
-            "lost_serials": nstats["lost_serials"],
             "dropped_by_pushdown": nstats["dropped_by_keep"],
             "engine_state": state,
             "late_dropped": late,
             "rules": len(self.states),
         }
         snap.update(self.source.stats())
+        # serial numbers never seen, less the events push-down skipped on purpose (those leave
+        # gaps too); the kernel's own ``lost`` counter is the authoritative loss figure
+        snap["serial_gaps"] = max(0, nstats["lost_serials"] - nstats["dropped_by_keep"] - snap.get("prefiltered", 0))
         if self.counters.duplicates:
             snap["duplicates"] = self.counters.duplicates
         if self.counters.capped:

@@ -1,0 +1,505 @@
+"""Rule-driven push-down: skip, before parsing, the events no loaded rule can match.
+
+Why: almost all the cost of a scan is building ECS documents (splitting key=value bodies,
+coalescing records, placing fields) and testing them. Most audit events cannot match any loaded
+rule — the seed rule only reads execve/socket/connect events of shells — and that is visible on
+the raw SYSCALL line: its syscall number and its ``comm``. Deciding there makes a skipped event
+cost a few byte operations per line instead of a full document.
+
+What is derived (from each filter's AST, :attr:`CompiledFilter.source`): the filter's top-level
+``and`` conjuncts that are *positive atoms* on fields a SYSCALL record alone determines —
+
+* ``auditd.data.syscall`` (the syscall number, named with the architecture's table),
+* ``event.action`` (go-libaudit's normalization of that syscall, when the SYSCALL record heads
+  its event),
+* ``process.name`` (the record's ``comm``, quoted or hex-encoded),
+
+written as ``f == lit``, ``f in (…)``, ``f : …``, ``f like …``, ``f regex …``. Each atom is
+compiled with the project's own compiler (``any where <atom>``) and evaluated on a small document
+holding just those fields, so the matching rules (case folding, wildcards) are exactly the
+engine's. An event is skipped only when, for every filter of every rule (``until`` and missing
+``![…]`` stages included), some atom is false. Why that is exact: a positive atom is false on a
+document that lacks its field, and the small document holds the same values the full document
+would hold, so "false on the small document" implies "false on the full one"; every other
+conjunct is treated as unknown (true). Decisions depend only on ``(syscall, comm)`` and are
+cached.
+
+Three consumers:
+
+* :meth:`PushDown.keep` — the syscall-level decision the audit :class:`~auditeql.audit.pipeline.
+  Normalizer` consults (its ``keep`` seam). It sees no ``comm``, so it only uses syscall atoms.
+* :meth:`PushDown.line_feeder` — the byte-level fast path for audit.log lines used by
+  :func:`auditeql.sources.files.read_documents`: lines of skipped events are never parsed.
+  With ``defer=True`` (what ``scan`` uses) a skipped event is not lost but handed on as a
+  :class:`Deferred` — its raw lines plus the facts process context needs (host, pid, time,
+  whether it is a successful exec) — in exactly the stream position its document would have had.
+  ``scan``'s process ancestry builds the document only if an alert ever needs that process, so
+  alerts (ancestry included) are identical with and without push-down.
+* :meth:`PushDown.ndjson_may_match` — a raw-line test for ECS NDJSON from the filters' required
+  literals (:func:`auditeql.eql.plan.line_may_match`).
+
+``tests/perf/test_pushdown_exact.py`` runs every built-in rule with and without push-down over the
+recordings and requires identical alerts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditeql.audit import tables
+from auditeql.eql import ast
+from auditeql.eql.plan import CompiledFilter, EventPlan, line_may_match, literal_needles
+
+#: Fields a SYSCALL record heading its event determines on its own.
+SYSCALL_FIELD = "auditd.data.syscall"
+ACTION_FIELD = "event.action"
+NAME_FIELD = "process.name"
+PUSHABLE = frozenset({SYSCALL_FIELD, ACTION_FIELD, NAME_FIELD})
+
+#: Timestamp overrides the audit normalizer never writes (so the document's time is @timestamp).
+_INGEST_ONLY_TIMESTAMPS = frozenset({None, "", "@timestamp", "event.ingested"})
+
+_EXEC_SYSCALLS = frozenset({"execve", "execveat"})
+#: How many recently skipped events remember their header, to collect records that arrive late.
+_RECENT = 4096
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+# --------------------------------------------------------------------------- derivation
+
+
+def plan_filters(plan: Any) -> list[CompiledFilter]:
+    """Every filter an engine evaluates: event filter, sample/sequence stages, ``until``."""
+    if isinstance(plan, EventPlan):
+        return [plan.filter]
+    out = list(plan.filters)
+    until = getattr(plan, "until", None)
+    if until is not None:
+        out.append(until)
+    return out
+
+
+def _conjuncts(expr: Any) -> Iterable[Any]:
+    if isinstance(expr, ast.And):
+        yield from _conjuncts(expr.left)
+        yield from _conjuncts(expr.right)
+    else:
+        yield expr
+
+
+def _pushable_field(atom: Any) -> str | None:
+    """The field of a positive atom on a pushable field with literal right-hand sides, else None."""
+    if isinstance(atom, ast.Comparison):
+        if atom.op != "==":
+            return None
+        left, right = atom.left, atom.right
+        if isinstance(right, ast.Field) and isinstance(left, ast.Literal):
+            left, right = right, left
+        if isinstance(left, ast.Field) and isinstance(right, ast.Literal) and right.value is not None:
+            return left.name if left.name in PUSHABLE else None
+        return None
+    if isinstance(atom, ast.InSet):
+        if atom.negated or not isinstance(atom.left, ast.Field):
+            return None
+        if not all(isinstance(v, ast.Literal) and v.value is not None for v in atom.values):
+            return None
+        return atom.left.name if atom.left.name in PUSHABLE else None
+    if isinstance(atom, ast.StringMatch):
+        if not isinstance(atom.left, ast.Field) or not all(isinstance(v, ast.Literal) for v in atom.values):
+            return None
+        return atom.left.name if atom.left.name in PUSHABLE else None
+    return None
+
+
+@dataclass(frozen=True)
+class FilterNeeds:
+    """The pushable atoms of one filter: (field, predicate on a small document)."""
+
+    atoms: tuple[tuple[str, Predicate], ...]
+
+    def may_match(self, small: Mapping[str, Any], known: frozenset[str]) -> bool:
+        """False only when an atom on a field in ``known`` is false on ``small``."""
+        for fld, pred in self.atoms:
+            if fld in known and not pred(small):
+                return False
+        return True
+
+
+def filter_needs(flt: CompiledFilter) -> FilterNeeds:
+    """The pushable atoms of ``flt`` (none when its AST is unavailable: then it matches anything)."""
+    from auditeql.eql import compile_query, to_text
+
+    source = flt.source
+    if isinstance(source, ast.SubQuery):
+        source = source.filter
+    condition = getattr(source, "condition", None)
+    if condition is None:
+        return FilterNeeds(())
+    atoms = []
+    for atom in _conjuncts(condition):
+        fld = _pushable_field(atom)
+        if fld is None:
+            continue
+        query = ast.EventQuery(filter=ast.EventFilter(category=None, condition=atom))
+        plan = compile_query(to_text(query))
+        atoms.append((fld, plan.filter.predicate))  # type: ignore[union-attr]
+    return FilterNeeds(tuple(atoms))
+
+
+def _syscall_actions() -> dict[str, str]:
+    """syscall name -> event.action, as the coalescer normalizes a SYSCALL-headed event."""
+    table = tables.normalizations()
+    out: dict[str, str] = {}
+    for entry in table["syscalls"]:
+        for name in entry.get("syscalls", []):
+            out[name] = entry.get("action", "")
+    return out
+
+
+def small_document(syscall: str | None, action: str | None, comm: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    if syscall is not None:
+        doc["auditd"] = {"data": {"syscall": syscall}}
+    if action is not None:
+        doc["event"] = {"action": action}
+    if comm is not None:
+        doc["process"] = {"name": comm}
+    return doc
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+class PushDown:
+    """What any filter of any loaded rule needs; build with :meth:`from_rules`.
+
+    ``defer``: skipped events become :class:`Deferred` items in the document stream (for process
+    context) instead of vanishing. ``active`` is False when no filter has a pushable atom (then
+    nothing can be skipped and callers should not bother).
+    """
+
+    def __init__(self, needs: Sequence[FilterNeeds], literals: tuple[bytes, ...] | None, *, defer: bool = False) -> None:
+        self.needs = tuple(needs)
+        self.defer = defer
+        self._ndjson_needles = literals
+        self._actions = _syscall_actions()
+        self._default_action = self._actions.get("*", "")
+        self._decisions: dict[tuple[str | None, str | None], bool] = {}
+        self._syscall_decisions: dict[str | None, bool] = {}
+        self.active = bool(self.needs) and all(n.atoms for n in self.needs)
+
+    @classmethod
+    def from_rules(cls, rules: Iterable[Any], *, defer: bool = False) -> PushDown:
+        """From loaded :class:`~auditeql.rules.model.Rule` objects (their compiled plans)."""
+        needs: list[FilterNeeds] = []
+        needles: set[bytes] | None = set()
+        rules = list(rules)
+        for rule in rules:
+            if rule.plan is None:
+                return cls([FilterNeeds(())], None, defer=defer)
+            for flt in plan_filters(rule.plan):
+                needs.append(filter_needs(flt))
+                n = literal_needles(flt.literals)
+                if n is None or needles is None:
+                    needles = None
+                else:
+                    needles.update(n)
+        literals = None if needles is None else tuple(sorted(needles, key=len, reverse=True))
+        pd = cls(needs, literals, defer=defer)
+        if defer and any(getattr(r, "timestamp_override", None) not in _INGEST_ONLY_TIMESTAMPS for r in rules):
+            # a deferred event's time is its header time, i.e. @timestamp; a rule windowing on a
+            # field the normalizer writes would place it differently: read everything instead
+            pd.active = False
+        return pd
+
+    # -- decisions ---------------------------------------------------------------------------
+    def action_of(self, syscall: str) -> str:
+        return self._actions.get(syscall, self._default_action)
+
+    def decide(self, syscall: str | None, comm: str | None) -> bool:
+        """May an event headed by a SYSCALL record with this syscall name and comm match?"""
+        key = (syscall, comm)
+        got = self._decisions.get(key)
+        if got is None:
+            action = self.action_of(syscall) if syscall is not None else None
+            small = small_document(syscall, action, comm)
+            known = PUSHABLE if comm is not None else frozenset({SYSCALL_FIELD, ACTION_FIELD})
+            got = any(n.may_match(small, known) for n in self.needs)
+            self._decisions[key] = got
+        return got
+
+    def keep(self, record_type: int, arch: str | None, syscall: str | None) -> bool:
+        """The Normalizer's ``keep`` seam: syscall atoms only (the head record type is unknown)."""
+        if not self.active or record_type != tables.SYSCALL or syscall is None:
+            return True
+        got = self._syscall_decisions.get(syscall)
+        if got is None:
+            small = small_document(syscall, None, None)
+            got = any(n.may_match(small, frozenset({SYSCALL_FIELD})) for n in self.needs)
+            self._syscall_decisions[syscall] = got
+        return got
+
+    __call__ = keep
+
+    @property
+    def normalizer_keep(self) -> Callable[[int, str | None, str | None], bool] | None:
+        """The policy to give the Normalizer next to :meth:`line_feeder` (None when deferring:
+        a deferred event must never be dropped silently further down)."""
+        return None if (self.defer or not self.active) else self.keep
+
+    # -- NDJSON ----------------------------------------------------------------------------------
+    def ndjson_may_match(self, line: bytes) -> bool:
+        """False only for an ECS NDJSON line no filter can match (required literals absent)."""
+        return line_may_match(line, self._ndjson_needles)
+
+    @property
+    def ndjson_prefilter(self) -> Callable[[bytes], bool] | None:
+        return None if self._ndjson_needles is None else self.ndjson_may_match
+
+    # -- audit.log lines -------------------------------------------------------------------------
+    def line_feeder(self, normalizer: Any) -> LineFeeder:
+        return LineFeeder(normalizer, self)
+
+
+# --------------------------------------------------------------------------- deferred events
+
+
+@dataclass(eq=False)
+class Deferred:
+    """A skipped event: its raw lines and the facts process context needs without parsing."""
+
+    host: Any
+    pid: int
+    time_ms: int
+    is_exec: bool
+    lines: list[bytes]
+    normalizer_factory: Callable[[], Any] = field(repr=False)
+    _doc: dict[str, Any] | None = field(default=None, repr=False)
+
+    def document(self) -> dict[str, Any]:
+        """The ECS document the event would have produced (built on first use)."""
+        if self._doc is None:
+            norm = self.normalizer_factory()
+            docs: list[dict[str, Any]] = []
+            for line in self.lines:
+                docs.extend(norm.feed_line(line))
+            docs.extend(norm.flush())
+            self._doc = docs[0] if docs else {}
+            self.lines = []
+        return self._doc
+
+
+def _token(line: bytes, key: bytes) -> bytes | None:
+    """The value of the *last* ``key`` on the line (a dict of key=value keeps the last one)."""
+    i = line.rfind(key)
+    if i < 0:
+        return None
+    start = i + len(key)
+    end = line.find(b" ", start)
+    return line[start:] if end < 0 else line[start:end]
+
+
+def _comm(line: bytes) -> str | None:
+    """``comm`` as the normalizer decodes it, or None when unsure (then nothing is skipped)."""
+    raw = _token(line, b" comm=")
+    if raw is None:
+        return None
+    if raw.startswith(b'"'):
+        if len(raw) < 3 or not raw.endswith(b'"') or b'"' in raw[1:-1]:
+            return None
+        value = raw[1:-1]
+        if not value.isascii() or value.strip(b"'\" ") != value or value in (b"?", b"(null)"):
+            return None
+        return value.decode("ascii")
+    return None  # hex-encoded or unquoted: rare, leave it to the full path
+
+
+def _header(line: bytes) -> bytes | None:
+    i = line.find(b" msg=audit(", 4)
+    if i < 0:
+        return None
+    j = line.find(b")", i + 11)
+    if j < 0:
+        return None
+    return line[i + 11 : j]
+
+
+class LineFeeder:
+    """``feed(line)`` / ``flush()`` like the Normalizer's, skipping events at the SYSCALL line.
+
+    An event is skipped only when its SYSCALL line is the first line of the event, the line is
+    plain (no ``node=`` prefix, quoted ASCII ``comm``, parseable header, arch and syscall) and
+    :meth:`PushDown.decide` says no filter can match; anything unusual goes the full way. Lines
+    of a skipped event that arrive later are collected into it (or dropped, without deferral).
+    """
+
+    def __init__(self, normalizer: Any, pushdown: PushDown) -> None:
+        self.normalizer = normalizer
+        self.pushdown = pushdown
+        self.defer = pushdown.defer
+        host = getattr(normalizer, "host", None)
+        host_fields = getattr(host, "fields", None) or {}
+        self.host_id = host_fields.get("id")
+        self._current: Deferred | None = None
+        self._current_header: bytes | None = None
+        self._recent: OrderedDict[bytes, Deferred | None] = OrderedDict()
+        self._full: OrderedDict[bytes, None] = OrderedDict()
+        self.skipped_events = 0
+        self.skipped_lines = 0
+        self._shapes: dict[tuple[bytes, ...], bool] = {}
+        self._execs: dict[tuple[bytes, ...], bool] = {}
+        flavor = getattr(normalizer, "flavor", "auditd-manager")
+
+        def factory() -> Any:
+            from auditeql.audit.pipeline import Normalizer
+
+            return Normalizer(flavor, host)
+
+        self._factory = factory
+
+    # -- public ------------------------------------------------------------------------------
+    def feed(self, line: bytes) -> list[Any]:
+        if not line.startswith(b"type="):
+            return self._full_path(line, None)
+        header = _header(line)
+        if header is None:
+            return self._full_path(line, None)
+        if header == self._current_header:
+            self.skipped_lines += 1
+            if self._current is not None:
+                self._current.lines.append(line)
+            return []
+        out: list[Any] = self._finish() if self._current_header is not None else []
+        if line.startswith(b"type=SYSCALL ") and header not in self._full:
+            dropped = self._try_skip(line, header)
+            if dropped:
+                return out
+        elif header in self._recent:
+            # a late record of a skipped event (records of concurrent events can interleave)
+            self.skipped_lines += 1
+            d = self._recent[header]
+            if d is not None:
+                d.lines.append(line)
+            return out
+        out.extend(self._full_path(line, header))
+        return out
+
+    def flush(self) -> list[Any]:
+        out = self._finish() if self._current_header is not None else []
+        out.extend(self.normalizer.flush())
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+    def _full_path(self, line: bytes, header: bytes | None) -> list[Any]:
+        if header is not None:
+            full = self._full
+            full[header] = None
+            if len(full) > _RECENT:
+                full.popitem(last=False)
+        return self.normalizer.feed_line(line)
+
+    def _try_skip(self, line: bytes, header: bytes) -> bool:
+        body = line.partition(b"\x1d")[0].rstrip(b"\r\n")
+        m = _SHAPE.search(body)
+        if m is None:
+            return False
+        shape = m.group(1, 2, 3)
+        keep = self._shapes.get(shape)
+        if keep is None:
+            # first time this (arch, syscall, comm) is seen: decide carefully, then remember
+            syscall = _syscall_name(body)
+            keep = True if syscall is None else self.pushdown.decide(syscall, _comm(body))
+            if len(self._shapes) < _SHAPES:
+                self._shapes[shape] = keep
+        if keep:
+            return False
+        if not self.defer:
+            self._current, self._current_header = None, header
+            self.skipped_events += 1
+            self.skipped_lines += 1
+            return True
+        facts = _facts(header, body)
+        if facts is None:
+            return False
+        time_ms, pid = facts
+        success = _token(body, b" success=")
+        failed = success is not None and not (success in (b"yes", b"1") or success.lower().startswith(b"suc"))
+        is_exec = self._execs.get(shape)
+        if is_exec is None:
+            name = _syscall_name(body) or ""
+            is_exec = self._execs[shape] = name in _EXEC_SYSCALLS or self.pushdown.action_of(name) == "executed"
+        is_exec = is_exec and not failed
+        self._current = Deferred(self.host_id, pid, time_ms, is_exec, [line], self._factory)
+        self._current_header = header
+        self.skipped_events += 1
+        self.skipped_lines += 1
+        return True
+
+    def _finish(self) -> list[Any]:
+        d, header = self._current, self._current_header
+        self._current, self._current_header = None, None
+        recent = self._recent
+        recent[header] = d  # type: ignore[index]
+        if len(recent) > _RECENT:
+            recent.popitem(last=False)
+        if d is None:
+            return []
+        # hand the placeholder to the normalizer so it leaves in serial order among documents
+        seconds, millis, serial = _header_numbers(header)  # type: ignore[arg-type]
+        return self.normalizer.feed_placeholder(seconds, millis, serial, d)
+
+
+#: (arch hex, syscall number, last comm token) of a SYSCALL line: the cache key of a decision.
+#: The comm group takes the *last* `` comm=`` (as the key=value split does) thanks to the greedy ``.*``.
+_SHAPE = re.compile(rb"\): arch=([0-9a-fA-F]+) syscall=(\d+)(?: .*)? comm=(\S*)")
+#: Bound on remembered decisions (comm values are attacker-chosen).
+_SHAPES = 65_536
+
+
+def _header_numbers(header: bytes) -> tuple[int, int, int]:
+    stamp, _, serial = header.partition(b":")
+    sec, _, ms = stamp.partition(b".")
+    return int(sec), int(ms), int(serial)
+
+
+def _facts(header: bytes, body: bytes) -> tuple[int, int] | None:
+    """(time in ms, pid) of a plain SYSCALL line, or None."""
+    stamp, colon, serial = header.partition(b":")
+    sec, dot, ms = stamp.partition(b".")
+    if not (colon and dot and sec.isdigit() and ms.isdigit() and serial.isdigit() and len(ms) <= 3):
+        return None
+    pid = _token(body, b" pid=")
+    if pid is None or not pid.isdigit():
+        return None
+    return int(sec) * 1000 + int(ms), int(pid)
+
+
+def _syscall_name(body: bytes) -> str | None:
+    """The syscall name of a SYSCALL line whose body starts ``arch=<hex> syscall=<n>``, else None."""
+    i = body.find(b"): arch=")
+    if i < 0:
+        return None
+    start = i + 8
+    sp = body.find(b" ", start)
+    if sp < 0 or not body.startswith(b"syscall=", sp + 1):
+        return None
+    arch_hex = body[start:sp]
+    end = body.find(b" ", sp + 9)
+    number = body[sp + 9 :] if end < 0 else body[sp + 9 : end]
+    if not number.isdigit() or not arch_hex.isalnum():
+        return None
+    try:
+        int(arch_hex, 16)
+    except ValueError:
+        return None
+    arch = tables.arch_name(arch_hex.decode("ascii"))
+    table = tables.SYSCALL_NAMES.get(arch)
+    n = int(number)
+    if table is not None and n in table:
+        return table[n]
+    return number.decode("ascii")
