@@ -87,8 +87,8 @@ def kernel_lost() -> int | None:
 SEED_RULE = Path(__file__).resolve().parent.parent / "src/auditeql/rules/builtin/execution_shell_via_udp_cli_utility_linux.toml"
 #: name -> (description, extra watch arguments)
 CONFIGS: dict[str, tuple[str, list[str]]] = {
-    "seed": ("the seed rule alone (push-down on)", ["--no-builtin", "--rule", str(SEED_RULE)]),
-    "builtin": ("all built-in rules (push-down on)", []),
+    "seed": ("the seed rule alone (the default rule set; push-down on)", ["--no-builtin", "--rule", str(SEED_RULE)]),
+    "all-builtin": ("all built-in rules incl. auditeql's own (push-down on)", ["--all-builtin"]),
     "seed-nopushdown": ("the seed rule, push-down off (a document per event)",
                         ["--no-builtin", "--rule", str(SEED_RULE), "--no-pushdown"]),
 }
@@ -156,7 +156,7 @@ def main() -> int:
         print(f"bench_watch_cpu: unknown configuration(s) {unknown}; use {', '.join(CONFIGS)}")
         return 2
 
-    install = subprocess.run([*AUDITEQL, "audit-rules", "--install", "--key", KEY, "--backlog", "8192"],
+    install = subprocess.run([*AUDITEQL, "audit-rules", "--install", "--all-builtin", "--key", KEY, "--backlog", "8192"],
                              capture_output=True, text=True)
     if install.returncode != 0:
         print(f"bench_watch_cpu: SKIPPED — cannot install audit rules: {install.stderr.strip()}")

@@ -1,6 +1,6 @@
 """Write seed corpora for the fuzzers from the real recording and the test fixtures.
 
-    .venv/bin/python fuzz/seeds.py            # -> fuzz/corpus/{records,normalizer,netlink,eql}/
+    .venv/bin/python fuzz/seeds.py            # -> fuzz/corpus/{records,normalizer,pushdown,netlink,eql}/
 
 Seeds are real lines and real queries, so the fuzzer starts from the shapes that matter
 (ENRICHED tails, hex-encoded fields, multi-record events, the built-in rules' EQL).
@@ -59,6 +59,7 @@ def main() -> None:
     events = [b"\n".join(lines[i : i + 12]) for i in range(0, min(len(lines), 3000), 12)]
     print("records", _write("records", lines[:400]))
     print("normalizer", _write("normalizer", events))
+    print("pushdown", _write("pushdown", events))
     print("netlink", _write("netlink", [b"\x00" + e.replace(b"\n", b"\n\x00") for e in events[:100]]))
     print("eql", _write("eql", queries()))
 

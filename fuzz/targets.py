@@ -133,3 +133,58 @@ def check_eql(data: bytes) -> None:
     for f in filters:
         for doc in ODD_DOCS:
             assert f.predicate(doc) in (True, False)
+
+
+_PUSHDOWN: Any = None
+
+
+def _pushdown() -> Any:
+    """The seed rule plus the push-down test rules (every pushable atom shape), deferring."""
+    global _PUSHDOWN
+    if _PUSHDOWN is None:
+        from pathlib import Path
+
+        from auditeql.rules import load_rules
+        from auditeql.rules.pushdown import PushDown
+
+        root = Path(__file__).resolve().parents[1]
+        files = [str(root / "src/auditeql/rules/builtin/execution_shell_via_udp_cli_utility_linux.toml")]
+        files += [str(p) for p in sorted((root / "tests/perf/rules").glob("*.toml"))]
+        rules = load_rules(files, [], builtin=False)
+        preds = [f.predicate for r in rules for f in _filters(r.plan)]
+        _PUSHDOWN = (PushDown.from_rules(rules, defer=True), preds)
+    return _PUSHDOWN
+
+
+def _filters(plan: Any) -> list[Any]:
+    from auditeql.eql.plan import EventPlan
+
+    if isinstance(plan, EventPlan):
+        return [plan.filter]
+    out = list(plan.filters)
+    if getattr(plan, "until", None) is not None:
+        out.append(plan.until)
+    return out
+
+
+def check_pushdown(data: bytes) -> None:
+    """Push-down never changes which documents a rule sees, nor (deferred) what they contain."""
+    from auditeql.audit.pipeline import Normalizer
+    from auditeql.rules.pushdown import Deferred
+
+    global _HOST
+    if _HOST is None:
+        _HOST = _host()
+    pd, preds = _pushdown()
+    lines = data.split(b"\n")
+    full = Normalizer("auditd-manager", _HOST)
+    docs = [d for line in lines for d in full.feed_line(line)] + full.flush()
+    feeder = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
+    items = [d for line in lines for d in feeder.feed(line)] + feeder.flush()
+    seen = [d for d in items if not isinstance(d, Deferred)]
+    want = [d for d in docs if any(p(d) for p in preds)]
+    got = [d for d in seen if any(p(d) for p in preds)]
+    assert got == want, "push-down changed the candidate documents"
+    for item in items:
+        if isinstance(item, Deferred):
+            assert not any(p(item.document()) for p in preds), "push-down skipped a matching event"

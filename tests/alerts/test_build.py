@@ -151,3 +151,8 @@ def test_missing_event_slots_are_skipped():
     e = three()
     alerts = build_alerts(RULE, Match((), (e[0], None, e[2])), run_time_ms=RUN)
     assert len(alerts) == 3 and [a.get("kibana.alert.group.index") for a in alerts[1:]] == [0, 1]
+
+
+def test_source_id_survives_an_unparseable_timestamp():
+    e = ev(5, "not a date")
+    assert source_id(e) == source_id(ev(5, "not a date")) != source_id(ev(6, "not a date"))

@@ -100,3 +100,26 @@ def test_str_lines_and_crlf() -> None:
             'ppid=1 pid=2 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=1 comm="x" exe="/x"\r\n')
     assert normalize_lines([line]) == normalize_lines([line.encode()])  # type: ignore[list-item]
     assert normalize_lines([line])[0]["process"]["executable"] == "/x"  # type: ignore[list-item]
+
+
+def test_interleaved_real_events_give_the_same_documents(corpus_lines: list[bytes], corpus_auditbeat, local_host) -> None:
+    """Records of neighbouring events mixed together (as the kernel may deliver them)."""
+    from auditeql.audit.records import parse_line as parse
+
+    events: list[list[bytes]] = []
+    last = None
+    for line in corpus_lines:
+        serial = parse(line).serial  # type: ignore[union-attr]
+        if serial != last:
+            events.append([])
+            last = serial
+        events[-1].append(line)
+    mixed: list[bytes] = []
+    for i in range(0, len(events) - 1, 2):
+        a, b = events[i], events[i + 1]
+        for j in range(max(len(a), len(b))):  # a0 b0 a1 b1 …: b may complete before a
+            mixed += a[j : j + 1] + b[j : j + 1]
+    if len(events) % 2:
+        mixed += events[-1]
+    assert mixed != corpus_lines and sorted(mixed) == sorted(corpus_lines)
+    assert normalize_lines(mixed, "auditbeat", local_host) == corpus_auditbeat

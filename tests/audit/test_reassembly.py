@@ -65,15 +65,14 @@ def test_in_flight_limit_evicts_the_oldest() -> None:
     assert r.stats.evicted_in_flight == 2 and r.in_flight == 3
 
 
-def test_timeout_by_audit_time() -> None:
+def test_no_timeout_without_a_clock_even_across_time_gaps() -> None:
+    """Files: record timestamps are not a clock (a blocking accept() is stamped at entry)."""
     r = Reassembler(timeout_ms=2000)
-    r.push(rec(1, 1300, ms=0))
-    assert r.push(rec(2, 1300, ms=500)) == []
-    out = r.push(rec(3, 1105, sec=1700000002, ms=1))  # 2.001 s later: 1 and 2 (1.5 s old) ...
-    assert [g[0].serial for g in out] == [1]
-    assert r.stats.timed_out == 1
-    out = r.push(rec(4, 1105, sec=1700000002, ms=501))
-    assert [g[0].serial for g in out] == [2, 3, 4]
+    r.push(rec(1, 1300, ms=0))  # e.g. accept() that blocked 10 s: stamped at entry
+    assert r.push(rec(2, 1105, sec=1700000010)) == []  # later events do not expire it
+    out = r.push(rec(1, 1306)) + r.push(rec(1, 1327))
+    assert serials(out) == [[(1, 1300), (1, 1306), (1, 1327)], [(2, 1105)]]
+    assert r.stats.timed_out == 0
 
 
 def test_timeout_by_wall_clock_for_live_sources() -> None:
@@ -122,3 +121,13 @@ def test_flush_and_discard() -> None:
     assert r.discard(1) and not r.discard(42)
     assert [g[0].serial for g in r.flush()] == [2]
     assert r.in_flight == 0 and r.stats.discarded == 1
+
+
+def test_record_after_emission_never_joins_the_emitted_event() -> None:
+    r = Reassembler(max_in_flight=1)
+    out = r.push(rec(1, 1300)) + r.push(rec(2, 1300))  # 1 evicted by the in-flight limit
+    assert serials(out) == [[(1, 1300)]]
+    out += r.push(rec(2, 1307)) + r.push(rec(2, 1327))
+    out += r.push(rec(2, 1302))  # after 2 was emitted: a new group
+    out += r.flush()
+    assert serials(out) == [[(1, 1300)], [(2, 1300), (2, 1307), (2, 1327)], [(2, 1302)]]

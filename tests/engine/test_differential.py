@@ -14,18 +14,25 @@ from auditeql.fields import values
 
 from . import reference as ref
 
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 KEY_VALUES = st.sampled_from(["x", "y", "X", 1, 1.0, True, "1", None, ["x", "y"], ["x", "x"], [], {"o": 1}])
 N_VALUES = st.sampled_from(["a", "b", "c", ["a", "b"], None])
 
 
 @st.composite
-def events(draw, max_size=9, max_ts=12):
+def events(draw, max_size=9, max_ts=12, with_gaps=False):
     n = draw(st.integers(0, max_size))
     out = []
     for i in range(n):
-        d = {"_id": i, "@timestamp": draw(st.integers(0, max_ts))}
+        d = {"_id": i}
+        if with_gaps and draw(st.integers(0, 9)) == 0:
+            pass  # no timestamp: samples still use it, sequences skip it
+        else:
+            d["@timestamp"] = draw(st.integers(0, max_ts))
+        tb = draw(st.sampled_from([None, 1, 2, 3]))
+        if tb is not None:
+            d["tb"] = tb
         nv = draw(N_VALUES)
         if nv is not None:
             d["n"] = nv
@@ -77,20 +84,21 @@ def sample_case(draw):
     keys = draw(key_spec(nf))
     if all(k == () for k in keys):
         keys = [(("k", True),)] * nf  # ES requires at least one join key for samples
-    docs = draw(events())
+    docs = draw(events(with_gaps=draw(st.booleans())))
     per_key = draw(st.integers(1, 3))
     size = draw(st.integers(0, 12))
-    return sets, keys, docs, per_key, size
+    tb = draw(st.sampled_from([None, "tb"]))
+    return sets, keys, docs, per_key, size, tb
 
 
 @SETTINGS
 @given(sample_case())
 def test_sample_batch_matches_reference(case):
-    sets, keys, docs, per_key, size = case
+    sets, keys, docs, per_key, size, tb = case
     preds = [make_pred(s) for s in sets]
     plan = SamplePlan(filters=tuple(compiled(p, k) for p, k in zip(preds, keys)))
-    got = run_batch(plan, docs, QueryOptions(size=size, max_samples_per_key=per_key))
-    want = ref.ref_sample(list(zip(preds, keys)), docs, size=size, per_key=per_key)
+    got = run_batch(plan, docs, QueryOptions(size=size, max_samples_per_key=per_key, tiebreaker_field=tb))
+    want = ref.ref_sample(list(zip(preds, keys)), docs, size=size, per_key=per_key, tb_field=tb)
     assert [(m.join_keys, [e["_id"] for e in m.events]) for m in got] == [(k, t) for k, t in want]
 
 
@@ -99,7 +107,8 @@ def test_sample_batch_matches_reference(case):
 def test_sample_streaming_emits_valid_samples_with_reference_counts(case, shuffle_seed):
     """In-order input, a window covering everything: per key, min(max_samples_per_key, #valid
     samples) distinct valid samples, and exactly the keys the reference finds."""
-    sets, keys, docs, per_key, _size = case
+    sets, keys, docs, per_key, _size, _tb = case
+    docs = [d for d in docs if "@timestamp" in d]
     preds = [make_pred(s) for s in sets]
     filters = list(zip(preds, keys))
     plan = SamplePlan(filters=tuple(compiled(p, k) for p, k in filters))
@@ -115,7 +124,7 @@ def test_sample_streaming_emits_valid_samples_with_reference_counts(case, shuffl
         by_key.setdefault(_keyrepr(m.join_keys), []).append(tuple(e["_id"] for e in m.events))
     ref_keys = {}
     for key_typed in {k for i, d in enumerate(docs) for p, kf in filters if p(d) for k in ref.doc_keys(d, kf)}:
-        tuples = ref.all_sample_tuples(filters, docs, key_typed)
+        tuples = [tuple(docs[i]["_id"] for i in t) for t in ref.all_sample_tuples(filters, docs, key_typed)]
         if tuples:
             ref_keys[_keyrepr(tuple(ref.untyped(c) for c in key_typed))] = tuples
     assert set(by_key) == set(ref_keys)
@@ -170,8 +179,9 @@ def sequence_case(draw):
         maxspan = draw(st.integers(0, 8))  # ES requires maxspan with missing events
     pipes = tuple(draw(st.lists(st.tuples(st.sampled_from(["head", "tail"]), st.integers(0, 5)), max_size=2)))
     size = draw(st.integers(0, 12))
-    docs = draw(events())
-    return stages, until, maxspan, pipes, size, docs
+    docs = draw(events(with_gaps=draw(st.booleans())))
+    tb = draw(st.sampled_from([None, "tb"]))
+    return stages, until, maxspan, pipes, size, docs, tb
 
 
 def seq_plan(stages, until, maxspan, pipes):
@@ -190,9 +200,9 @@ def as_ids(matches):
 @SETTINGS
 @given(sequence_case())
 def test_sequence_batch_matches_reference(case):
-    stages, until, maxspan, pipes, size, docs = case
-    got = run_batch(seq_plan(stages, until, maxspan, pipes), docs, QueryOptions(size=size))
-    want = ref.ref_sequence(stages, docs, until=until, maxspan=maxspan, size=size, pipes=pipes)
+    stages, until, maxspan, pipes, size, docs, tb = case
+    got = run_batch(seq_plan(stages, until, maxspan, pipes), docs, QueryOptions(size=size, tiebreaker_field=tb))
+    want = ref.ref_sequence(stages, docs, until=until, maxspan=maxspan, size=size, pipes=pipes, tb_field=tb)
     assert _norm(as_ids(got)) == _norm(want)
 
 
@@ -205,7 +215,8 @@ def _norm(items):
 def test_sequence_streaming_matches_batch(case, disorder, rnd: random.Random):
     """Streaming with a reorder buffer covering the disorder of the input gives every sequence
     batch gives (no limits), whatever the arrival order."""
-    stages, until, maxspan, _pipes, _size, docs = case
+    stages, until, maxspan, _pipes, _size, docs, _tb = case
+    docs = [d for d in docs if "@timestamp" in d]
     plan = seq_plan(stages, until, maxspan, ())
     ordered = sorted(docs, key=lambda d: (d["@timestamp"], d["_id"]))
     # bounded disorder: each event moves back by at most `disorder` ms of event time

@@ -166,8 +166,8 @@ def ref(node: ast.Expr, doc: dict) -> bool:
 
 FIELDS = ["a", "c.d", "arr"]
 ALPHA = "aAbB1.x*? Ä"
-strs = st.one_of(st.text(alphabet="aA", max_size=2), st.text(alphabet="aAb1. Ä", max_size=3))
-patterns = st.one_of(st.text(alphabet="aA*", max_size=3), st.text(alphabet="aAb1*?Ä", max_size=3))
+strs = st.one_of(st.text(alphabet="aA", max_size=2), st.text(alphabet="aAbdsw1. Ä", max_size=3))
+patterns = st.one_of(st.text(alphabet="aA*", max_size=3), st.text(alphabet="aAbdsw1*?Ä", max_size=5))
 regexes = st.lists(st.sampled_from(["a", "b", "A", "1", ".", ".*", "(a|b)", "b+", "a?"]), max_size=4).map("".join)
 scalars = st.one_of(strs, st.integers(-3, 3), st.sampled_from([0.5, 1.0, -2.0]), st.booleans())
 literal_for_eq = st.one_of(strs, st.integers(-3, 3), st.booleans(), st.none(), st.just("1"), st.just("true"))
@@ -233,7 +233,7 @@ def documents(draw: Any) -> dict:
     return doc
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conditions, st.lists(documents(), min_size=1, max_size=6))
 def test_compiled_predicate_agrees_with_reference(cond: ast.Expr, docs: list[dict]) -> None:
     plan = compile_query(ast.EventQuery(ast.EventFilter(None, cond)))

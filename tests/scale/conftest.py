@@ -11,21 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-CORPUS = Path(os.environ.get("AUDITEQL_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus" / "udp-shells-1"))
-SEED_RULE = Path(__file__).resolve().parents[3] / "shared" / "spec" / "seed-rule.md"
-
-
-def seed_query() -> str:
-    """The seed rule's query, from the built-in rule (the spec's copy if the loader is absent)."""
-    try:
-        from auditeql.rules.loader import builtin_rules
-
-        for rule in builtin_rules():
-            if rule.rule_id == "a5eb21b7-13cc-4b94-9fe2-29bb2914e037":
-                return rule.query
-    except Exception:  # pragma: no cover - the rules layer is optional here
-        pass
-    return SEED_RULE.read_text().split("```")[1]
+from scale_helpers import CORPUS
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +53,3 @@ def normalized_docs() -> list[dict[str, Any]]:
 
     host = HostInfo.detect(host_id="corpus-host", host_name="corpus")
     return [orjson.loads(orjson.dumps(d)) for d in read_documents([str(path)], flavor="auditd-manager", host=host)]
-
-
-def write_ndjson(path: Path, docs: list[dict[str, Any]]) -> Path:
-    with open(path, "wb") as fh:
-        for d in docs:
-            fh.write(orjson.dumps(d) + b"\n")
-    return path

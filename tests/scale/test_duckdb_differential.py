@@ -17,12 +17,12 @@ from auditeql.scale import duckdb as sdb
 from auditeql.scale.backend import RunStats
 from auditeql.scale.parquet import write_parquet
 
-from .conftest import seed_query, write_ndjson
-from .strategies import documents, event_queries, sample_queries, sequence_queries
+from scale_helpers import seed_query, write_ndjson
+from scale_strategies import documents, event_queries, sample_queries, sequence_queries
 
 pytest.importorskip("duckdb")
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPTIONS = st.builds(
     QueryOptions,
     size=st.sampled_from([1, 3, 10]),
@@ -70,7 +70,7 @@ def test_samples_equal_python(docs: list[dict[str, Any]], text: str, options: Qu
     _check(text, docs, options, via)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(documents(), max_size=25), sequence_queries(), OPTIONS, VIA)
 def test_sequences_equal_python(docs: list[dict[str, Any]], text: str, options: QueryOptions, via: str) -> None:
     _check(text, docs, options, via)

@@ -248,3 +248,10 @@ def test_engine_seam_dispatches_through_the_registry(monkeypatch):
     assert len(shells(rp.finish())) == 1 and calls == [3]
     with pytest.raises(ValueError, match="unknown engine"):
         Replayer([SEED], engine="nope")
+
+
+def test_a_wild_timestamp_does_not_blow_up_the_schedule():
+    docs = triple(T + 2 * MIN, 10, 500) + [exec_ev(1_000, 99, 77, 1)]  # one event stamped 1970
+    res = replay(docs)  # 5.9 million scheduled runs, only those with candidates evaluated
+    assert len(shells(res)) == 1 and res.scheduled_runs > 5_000_000
+    assert len(res.runs) <= 4

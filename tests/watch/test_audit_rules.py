@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from auditeql.rules.loader import builtin_rules
 from auditeql.watch import audit_rules
-from auditeql.watch.audit_rules import derive_needs, required_syscalls, rule_lines, rules_file
 from auditeql.eql.parser import parse_query
+from auditeql.watch.audit_rules import derive_needs, required_syscalls, rule_lines, rules_file
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,22 @@ def test_install_and_uninstall_touch_only_our_key(kernel_audit: None, audit_key:
     finally:
         subprocess.run(["auditctl", "-d", *foreign[1:]], capture_output=True)
         audit_rules.uninstall(audit_key)
+
+
+def test_cli_write_and_print(tmp_path: Path) -> None:
+    import stat
+    import sys
+
+    target = tmp_path / "50-auditeql.rules"
+    out = subprocess.run([sys.executable, "-m", "auditeql.cli", "audit-rules", "--write", str(target), "--key", "k1",
+                          "--syscall", "openat"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = target.read_text()
+    assert "-a always,exit -F arch=b64 -S connect,execve,execveat,openat,socket -k k1" in text
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    printed = subprocess.run([sys.executable, "-m", "auditeql.cli", "audit-rules", "--key", "k1", "--syscall", "openat"],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert printed == text
+    bad = subprocess.run([sys.executable, "-m", "auditeql.cli", "audit-rules", "--key", "no spaces"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "key" in bad.stderr

@@ -155,3 +155,46 @@ def test_skipped_event_records_that_came_first_do_not_hold_back_later_events() -
             docs.extend(norm.feed_netlink(rtype, payload))
     assert [d["process"]["name"] for d in docs] == ["bash"]  # released at once, not after a timeout
     assert norm.reassembler.in_flight == 0
+
+
+def _alerts_through_runner(tmp_path: Path, rules: list, prefilter: RecordPrefilter | None) -> list[str]:
+    """Alert uuids from the real live pipeline, fed the recording as audisp binary frames."""
+    import io
+    import os
+    import struct
+
+    from auditeql.audit.host import HostInfo
+    from auditeql.sources.audisp import StreamReader
+    from auditeql.watch.inputs import StreamInput
+    from auditeql.watch.runner import LiveRunner, WatchConfig
+
+    frames = tmp_path / f"frames-{prefilter is not None}.bin"
+    with open(frames, "wb") as fh:
+        for rtype, payload in _netlink_records():
+            fh.write(struct.pack("=IIII", 0, 16, rtype, len(payload)) + payload)
+    fd = os.open(frames, os.O_RDONLY)
+    try:
+        norm = Normalizer("auditd-manager", HostInfo.fixed({"id": "h", "os": {"type": "linux"}}))
+        source = StreamInput(norm, StreamReader(fd), prefilter=prefilter)
+        out = io.BytesIO()
+        runner = LiveRunner(source, rules, config=WatchConfig(fmt="ndjson", alert_out=out, health_interval=0,
+                                                               stderr=io.StringIO()))
+        runner.run()
+    finally:
+        os.close(fd)
+    import orjson
+
+    return sorted(orjson.loads(line)["kibana.alert.uuid"] for line in out.getvalue().splitlines())
+
+
+def test_sequence_stage_narrowing_changes_no_alert(tmp_path: Path) -> None:
+    """All built-in rules (one looks at *every* execve in its third stage): with the prefilter, the
+    live pipeline produces exactly the same alerts, while skipping execs no pending sequence awaits."""
+    rules = builtin_rules()
+    pre = RecordPrefilter(rules)
+    assert pre.active and pre._awaits, "the hand-off rule's third stage should be narrowed by awaited keys"
+    plain = _alerts_through_runner(tmp_path, rules, None)
+    narrowed = _alerts_through_runner(tmp_path, rules, pre)
+    assert plain, "the recording should raise alerts"
+    assert narrowed == plain
+    assert pre.skipped_events > 500

@@ -180,3 +180,34 @@ def test_udp_reverse_shell_alerts_within_one_second(
     with AlertStore(str(store)) as s:
         stored = s.groups(rule_id=SEED_ID)
     assert any(a.uuid in groups for a in stored)
+
+
+def test_user_drop_keeps_reading_the_audit_stream(installed_rules: str, tmp_path: Path) -> None:
+    """--user: root is given up once the socket is open; the multicast stream keeps flowing."""
+    import pwd
+    import uuid
+
+    from tests.watch.test_watch_file import EVERY_EVENT
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user on this machine")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "every.toml").write_text(EVERY_EVENT)
+    watch = WatchProcess(["--source", "netlink", "--format", "ndjson", "--no-store", "--health-interval", "0",
+                          "--no-builtin", "--rules-dir", str(rules), "--user", "nobody"])
+    try:
+        assert wait_for(lambda: "watching netlink" in watch.err_text(), 20), watch.err_text()
+        status = Path(f"/proc/{watch.proc.pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+        assert uids == [str(nobody.pw_uid)] * 4, status
+        marker = uuid.uuid4().hex
+        subprocess.run(["/bin/echo", marker], stdout=subprocess.DEVNULL, check=True)
+        assert wait_for(lambda: any(marker in orjson.dumps(d).decode() for _, d in watch.lines), 5), watch.err_text()
+        watch.proc.send_signal(signal.SIGUSR1)
+        assert wait_for(lambda: "kernel=unavailable" in watch.err_text(), 3), watch.err_text()
+    finally:
+        code = watch.stop()
+    assert code == 0, watch.err_text()

@@ -50,7 +50,11 @@ def source_id(doc: Mapping[str, Any]) -> str:
     ts = first(doc, "@timestamp")
     if serial is not None and ts is not None:
         host = first(doc, "host.id") or first(doc, "host.name") or ""
-        key = f"{host}|{timestamp_ms(ts)}|{serial}"
+        try:
+            when: Any = timestamp_ms(ts)
+        except ValueError:
+            when = ts  # not a date: the value itself still identifies the event
+        key = f"{host}|{when}|{serial}"
     else:
         key = orjson.dumps(_strip_meta(doc), option=orjson.OPT_SORT_KEYS).decode()
     return hashlib.sha256(key.encode()).hexdigest()[:40]

@@ -99,12 +99,12 @@ def _info(doc: Mapping[str, Any], time_ms: int, pid: int, execd: bool) -> ProcIn
     return ProcInfo(
         time_ms=time_ms,
         pid=pid,
-        ppid=_int(first(doc, "process.parent.pid")),
-        name=first(doc, "process.name"),
-        executable=first(doc, "process.executable"),
+        ppid=_int(_get(doc, "process.parent.pid")),
+        name=_get(doc, "process.name"),
+        executable=_get(doc, "process.executable"),
         command_line=command_line(doc),
         exec=execd,
-        time=first(doc, "@timestamp"),
+        time=_get(doc, "@timestamp"),
     )
 
 

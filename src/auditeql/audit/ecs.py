@@ -134,27 +134,13 @@ def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = Fal
     doc: dict[str, Any] = {"@timestamp": format_timestamp(ev.seconds, ev.millis), "event": event, "auditd": auditd}
 
     # names (go-libaudit ResolveIDs): actor, every *uid/*gid, file owner/group
-    names: dict[str, str] = {}
     actor_primary, actor_secondary = ev.actor_primary, ev.actor_secondary
     if host is not None:
-        actor_primary = host.user_name(actor_primary) or actor_primary if actor_primary not in ("", "unset") else actor_primary
-        actor_secondary = host.user_name(actor_secondary) or actor_secondary if actor_secondary not in ("", "unset") else actor_secondary
-        for key, value in ev.user_ids.items():
-            if value in ("", "unset"):
-                continue
-            name = host.user_name(value) if key.endswith("uid") else host.group_name(value)
-            if name:
-                names[key] = name
-
-    user: dict[str, Any] = {}
-    for key, value in ev.user_ids.items():
-        if value == "unset":
-            continue
-        _set_path(user, _USER_ID_FIELDS.get(key) or (key, "id"), value)
-        if ev.selinux:
-            user["selinux"] = dict(ev.selinux)
-    for key, value in names.items():
-        _set_path(user, _USER_NAME_FIELDS.get(key) or (key, "name"), value)
+        if actor_primary not in ("", "unset"):
+            actor_primary = host.user_name(actor_primary) or actor_primary
+        if actor_secondary not in ("", "unset"):
+            actor_secondary = host.user_name(actor_secondary) or actor_secondary
+    user = _user_object(ev.user_ids, ev.selinux, host)
     doc["user"] = user
 
     proc = ev.process
@@ -222,6 +208,42 @@ def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = Fal
         doc["host"] = host.for_node(ev.node)
     doc["service"] = {"type": "auditd"}
     return doc
+
+
+# (ids, selinux, host) -> the user object; the same handful of identities recur in every log
+_USER_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostInfo | None) -> dict[str, Any]:
+    """``user.*`` as Auditbeat's addUser builds it (ids, then names), copied from a cache."""
+    key = (tuple(user_ids.items()), tuple(selinux.items()), id(host))
+    cached = _USER_CACHE.get(key)
+    if cached is None:
+        names: dict[str, str] = {}
+        if host is not None:
+            for k, value in user_ids.items():
+                if value in ("", "unset"):
+                    continue
+                name = host.user_name(value) if k.endswith("uid") else host.group_name(value)
+                if name:
+                    names[k] = name
+        cached = {}
+        for k, value in user_ids.items():
+            if value == "unset":
+                continue
+            _set_path(cached, _USER_ID_FIELDS.get(k) or (k, "id"), value)
+            if selinux:
+                cached["selinux"] = dict(selinux)
+        for k, value in names.items():
+            _set_path(cached, _USER_NAME_FIELDS.get(k) or (k, "name"), value)
+        if len(_USER_CACHE) > 1024:
+            _USER_CACHE.clear()
+        _USER_CACHE[key] = cached
+    return _copy(cached)
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if type(v) is dict else v for k, v in d.items()}
 
 
 def _type_name(ev: Event) -> str:

@@ -76,7 +76,8 @@ class Normalizer:
     :class:`~auditeql.audit.host.HostInfo` (``None`` = no ``host.*`` and no name lookups);
     ``keep``: the push-down seam described in the module docstring (``pushdown`` is an alias).
     ``clock``: pass ``time.monotonic`` for live sources so that incomplete events expire in wall
-    time; files use the audit timestamps. ``original=True`` adds ``event.original``.
+    time; without it (files) only the in-flight limit and ``flush`` release incomplete events.
+    ``original=True`` adds ``event.original``.
     """
 
     def __init__(

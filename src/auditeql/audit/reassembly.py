@@ -12,9 +12,12 @@ Auditbeat's documents we must group as its ``Reassembler`` does:
 * gaps between emitted serials are counted as lost (the kernel dropped records, or a rule
   filtered them — harmless).
 
-Time: go-libaudit expires groups by wall clock. For a file read at full speed that would never
-fire, so by default the clock is the audit time of the records themselves (a group expires when a
-record 2 s younger arrives); live sources pass a wall clock (``clock=time.monotonic``).
+Time: go-libaudit expires a group 2 s (wall clock) after its first record *arrived*. Live sources
+pass a clock (``clock=time.monotonic``) and get exactly that. Without a clock (reading files at
+full speed, where go-libaudit's timer would practically never fire) there is no timeout: only the
+in-flight limit and the end of input release incomplete groups. Record timestamps are not a
+usable clock: a blocking syscall (``accept``, a slow ``connect``) is stamped at entry and its
+records arrive seconds "late", so an audit-time timeout would cut such events in two.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from auditeql.audit import tables
 from auditeql.audit.records import AuditRecord
 
 _U32 = 1 << 32
+_NEVER = float("inf")
 _HALF = 1 << 31
 
 
@@ -78,7 +82,8 @@ class Reassembler:
         self._order: list[int] = []  # unwrapped serials, ascending
         self._last_unwrapped: int | None = None
         self._last_emitted: int | None = None
-        self._audit_now = 0
+        self._last_group: _Group | None = None
+        self._last_serial = -1
 
     # -- serial handling -------------------------------------------------------------------
     def _unwrap(self, serial: int) -> int:
@@ -100,14 +105,19 @@ class Reassembler:
     def _now_ms(self) -> float:
         if self.clock is not None:
             return self.clock() * 1000.0
-        return self._audit_now
+        return 0.0
 
     # -- public API ------------------------------------------------------------------------
     def push(self, rec: AuditRecord) -> list[list[AuditRecord]]:
-        if self.clock is None:
-            ts = rec.timestamp_ms
-            if ts > self._audit_now:
-                self._audit_now = ts
+        # fast path: the next record of the group just added to (records of an event are almost
+        # always contiguous); without a clock nothing can be released unless it completes
+        last = self._last_group
+        if last is not None and rec.serial == self._last_serial and rec.type != tables.EOE and self.clock is None:
+            last.records.append(rec)
+            if completes(rec.type):
+                last.complete = True
+                return self._clean()
+            return []
         key = self._unwrap(rec.serial)
         group = self._groups.get(key)
         if rec.type == tables.EOE:
@@ -117,9 +127,10 @@ class Reassembler:
                 self.stats.orphan_eoe += 1
             return self._clean()
         if group is None:
-            start = rec.timestamp_ms if self.clock is None else self._now_ms()
-            group = _Group([rec], start + self.timeout_ms)
+            expire = self._now_ms() + self.timeout_ms if self.clock is not None else _NEVER
+            group = _Group([rec], expire)
             self._groups[key] = group
+            self._last_group, self._last_serial = group, rec.serial
             order = self._order
             if not order or key > order[-1]:
                 order.append(key)
@@ -137,6 +148,8 @@ class Reassembler:
         group = self._groups.pop(key, None)
         if group is None:
             return False
+        if group is self._last_group:
+            self._last_group = None
         idx = bisect.bisect_left(self._order, key)
         if idx < len(self._order) and self._order[idx] == key:
             del self._order[idx]
@@ -155,6 +168,7 @@ class Reassembler:
             self.stats.flushed += 1
         self._groups.clear()
         self._order.clear()
+        self._last_group = None
         return out
 
     @property
@@ -185,14 +199,18 @@ class Reassembler:
                 self.stats.completed += 1
             elif n - i > self.max_in_flight:
                 self.stats.evicted_in_flight += 1
-            else:
+            elif self.clock is not None:
                 if now is None:
                     now = self._now_ms()
                 if now > group.expire_ms:
                     self.stats.timed_out += 1
                 else:
                     break
+            else:
+                break
             del groups[key]
+            if group is self._last_group:
+                self._last_group = None
             self._count_gap(key)
             out.append(group.records)
             i += 1

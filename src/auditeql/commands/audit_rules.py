@@ -29,11 +29,12 @@ def _fail(message: str) -> None:
 @click.option("--rule", "rule_files", multiple=True, metavar="FILE", help="A detection-rules TOML file (repeatable).")
 @click.option("--rules-dir", "rule_dirs", multiple=True, metavar="DIR", help="A folder of TOML rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Leave out the built-in rules.")
+@click.option("--all-builtin", is_flag=True, help="Include auditeql's own built-in rules (maturity development).")
 @click.option("--syscall", "extra", multiple=True, metavar="NAME", help="Also audit this syscall (repeatable; for filters whose needs cannot be derived).")
 @click.option("--key", default="auditeql", show_default=True, help="The audit rule key that marks our rules.")
 @click.option("--backlog", type=int, default=None, metavar="N", help="With --install: also set the kernel backlog limit (auditctl -b N).")
 def audit_rules(action: str | None, write_path: str | None, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...],
-                no_builtin: bool, extra: tuple[str, ...], key: str, backlog: int | None) -> None:
+                no_builtin: bool, all_builtin: bool, extra: tuple[str, ...], key: str, backlog: int | None) -> None:
     """Print, write, install or remove the audit rules the detection rules need.
 
     The syscalls are read off the rules' filters (auditd.data.syscall and event.action
@@ -58,7 +59,9 @@ def audit_rules(action: str | None, write_path: str | None, rule_files: tuple[st
             click.echo(line)
         return
 
-    rules = _load(rule_files, rule_dirs, no_builtin)
+    if no_builtin and all_builtin:
+        _fail("--no-builtin and --all-builtin exclude each other")
+    rules = _load(rule_files, rule_dirs, False if no_builtin else ("all" if all_builtin else True))
     needs = ar.derive_needs(rules)
     for where in needs.unknown:
         click.echo(
@@ -90,12 +93,12 @@ def audit_rules(action: str | None, write_path: str | None, rule_files: tuple[st
         click.echo(text, nl=False)
 
 
-def _load(rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], no_builtin: bool) -> list[Any]:
+def _load(rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], builtin: bool | str) -> list[Any]:
     from auditeql.rules import LoadReport, RuleError, load_rules
 
     report = LoadReport()
     try:
-        rules = load_rules(rule_files, rule_dirs, builtin=not no_builtin, report=report)
+        rules = load_rules(rule_files, rule_dirs, builtin=builtin, report=report)
     except RuleError as exc:
         _fail(str(exc))
     for err in report.errors:

@@ -105,8 +105,10 @@ def scan(
     try:
         pushdown = None if no_pushdown else _pushdown(rules)
         docs = _read(paths, flavor, host_id, host_name, stats, pushdown)
+        skipped_early = 0
         for doc in _progress(docs, quiet):
             if doc.__class__ is _Deferred:
+                skipped_early += 1
                 context.observe_deferred(doc)  # an event push-down skipped; see rules/pushdown.py
                 continue
             replayer.feed(filler(doc))
@@ -140,7 +142,9 @@ def scan(
         groups = sum(1 for a in result.alerts if a.get("kibana.alert.group.id") in (None, a["kibana.alert.uuid"]))
         stored = f"; {new} new in {where}" if new is not None else ""
         click.echo(
-            f"scanned {result.documents} documents with {len(rules)} rule(s): {result.scheduled_runs} scheduled runs "
+            f"scanned {result.documents + skipped_early} events"
+            + (f" ({skipped_early} that no rule can match skipped early)" if skipped_early else "")
+            + f" with {len(rules)} rule(s): {result.scheduled_runs} scheduled runs "
             f"({len(result.runs)} evaluated), {groups} alert group(s), {len(result.alerts)} alert document(s){stored}",
             err=True,
         )

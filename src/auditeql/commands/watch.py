@@ -33,6 +33,7 @@ def _say(message: str) -> None:
 @click.option("--rule", "rule_files", multiple=True, metavar="FILE", help="A detection-rules TOML file (repeatable).")
 @click.option("--rules-dir", "rule_dirs", multiple=True, metavar="DIR", help="A folder of TOML rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not run the built-in rules.")
+@click.option("--all-builtin", is_flag=True, help="Also run auditeql's own built-in rules (maturity development).")
 @click.option("--format", "fmt", type=click.Choice(["table", "ndjson"]), default="table", show_default=True,
               help="table: one line per alert group; ndjson: the Kibana alert documents.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE", help="Append alerts here instead of stdout.")
@@ -60,7 +61,7 @@ def _say(message: str) -> None:
 @click.option("--no-pushdown", "pushdown", flag_value=False, default=True,
               help="Build a document for every audit event, even those no rule can match (slower; fuller alert context).")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after this many seconds (tests, benchmarks).")
-def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], no_builtin: bool, fmt: str,
+def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], no_builtin: bool, all_builtin: bool, fmt: str,
           output: str | None, store_path: str | None, no_store: bool, flavor: str, host_id: str | None,
           host_name: str | None, webhook: str | None, webhook_header: tuple[str, ...], webhook_insecure: bool,
           use_syslog: bool, syslog_socket: str, syslog_facility: str, health_interval: float,
@@ -85,12 +86,15 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
 
     if store_path and no_store:
         _fail("--store and --no-store exclude each other")
+    if no_builtin and all_builtin:
+        _fail("--no-builtin and --all-builtin exclude each other")
     if health_interval < 0:
         _fail("--health-interval must be >= 0")
 
     def load() -> list[Any]:
         report = LoadReport()
-        rules = load_rules(rule_files, rule_dirs, builtin=not no_builtin, report=report)
+        builtin: bool | str = False if no_builtin else ("all" if all_builtin else True)
+        rules = load_rules(rule_files, rule_dirs, builtin=builtin, report=report)
         for err in report.errors:
             _say(f"warning: rule skipped: {err}")
         return rules
@@ -205,6 +209,8 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
         code = runner.run(signals, max_seconds=duration)
     except CheckpointError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"reading --source {source} failed: {exc.strerror or exc}; alerts found so far were written")
     finally:
         signals.restore()
         live.close()

@@ -246,7 +246,7 @@ class StreamingSampler:
                 while cut < len(lst) and lst[cut][0] < horizon:
                     cut += 1
                 del lst[:cut]
-        if st.emitted and st.emitted[0] < horizon:
+        if st.emitted and min(st.emitted) < horizon:
             st.emitted = [t for t in st.emitted if t >= horizon]
         out: list[Match] = []
         need = self.per_key - len(st.emitted)
@@ -258,18 +258,19 @@ class StreamingSampler:
                 st.emitted.append(max(c[0] for c in combo))
                 need -= 1
             if need == 0:
-                # muted until the last sample leaves the window; by then every candidate at or
-                # before it has left too, so keep only the later ones (memory, not semantics)
-                upto = st.emitted[-1]
+                # Muted until the oldest emitted sample leaves the window; by then every
+                # candidate at or before it has left too: forget them now (memory, not semantics).
+                upto = min(st.emitted)
                 for lst in st.cands:
                     if lst and lst[0][0] <= upto:
                         cut = 0
                         while cut < len(lst) and lst[cut][0] <= upto:
                             cut += 1
                         del lst[:cut]
-                if ts <= upto:
-                    st.last_ts = max(st.last_ts, ts)
-                    return out
+        if need <= 0 and ts <= min(st.emitted):
+            if ts > st.last_ts:
+                st.last_ts = ts
+            return out  # muted, and this event will have left the window when the mute ends
         for i in slots:
             lst = st.cands[i]
             if not lst or lst[-1][0] < ts or (lst[-1][0] == ts and lst[-1][1] < n):

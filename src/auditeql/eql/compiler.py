@@ -185,7 +185,25 @@ def _and(a: Predicate, b: Predicate) -> Predicate:
         return a
     if a is _false or b is _false:
         return _false
-    return lambda doc: a(doc) and b(doc)
+    # flatten chains of ``and`` into one loop: fewer nested calls per document
+    parts = getattr(a, "_and_parts", (a,)) + getattr(b, "_and_parts", (b,))
+    if len(parts) == 2:
+        p0, p1 = parts
+
+        def and2(doc: Mapping[str, Any]) -> bool:
+            return p0(doc) and p1(doc)
+
+        and2._and_parts = parts  # type: ignore[attr-defined]
+        return and2
+
+    def and_n(doc: Mapping[str, Any]) -> bool:
+        for p in parts:
+            if not p(doc):
+                return False
+        return True
+
+    and_n._and_parts = parts  # type: ignore[attr-defined]
+    return and_n
 
 
 def _or(a: Predicate, b: Predicate) -> Predicate:

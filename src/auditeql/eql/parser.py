@@ -349,7 +349,12 @@ def _split_by(items: tuple[Any, ...]) -> tuple[tuple[ast.Field, ...], list[Any]]
 
 def parse_expression(text: str) -> ast.Expr:
     """Parse a bare expression (``length(x) > 2``) — for tools and tests."""
-    query = parse_query(f"any where {text}")
+    prefix = "any where "
+    try:
+        query = parse_query(prefix + text)
+    except EqlError as exc:
+        column = exc.column - len(prefix) if exc.line == 1 else exc.column
+        raise EqlError(exc.message, exc.line, max(column, 1)) from None
     assert isinstance(query, ast.EventQuery)
     if query.pipes:
         raise EqlError("an expression cannot contain pipes", 1, 1)

@@ -89,7 +89,9 @@ def window_time(doc: Mapping[str, Any], rule: Rule, parse: Callable[[Any], int |
             return parse(value)
         if rule.timestamp_override_fallback_disabled:
             return None
-    value = first(doc, "@timestamp")
+    value = doc.get("@timestamp")
+    if value is None or value.__class__ is list:
+        value = first(doc, "@timestamp")
     return parse(value) if value is not None else None
 
 
@@ -194,7 +196,7 @@ class Replayer:
                 )
             if state.min_ms is None or state.max_ms is None:
                 continue
-            times = run_times(rule, state.min_ms, state.max_ms)
+            times = run_range(rule, state.min_ms, state.max_ms)  # a range: a decade of 5-minute runs costs nothing
             scheduled += len(times)
             state.candidates.sort(key=lambda c: (c[0], c[1]))
             for run in self._evaluate(state, times):
@@ -246,10 +248,15 @@ def run_times(rule: Rule, min_ms: int, max_ms: int) -> list[int]:
     the latest whose window start (``run - from``) is still at or before ``max_ms`` — Kibana keeps
     running after the data ends, and those later runs see the tail of the data again.
     """
+    return list(run_range(rule, min_ms, max_ms))
+
+
+def run_range(rule: Rule, min_ms: int, max_ms: int) -> range:
+    """:func:`run_times` as a lazy ``range``."""
     step, back, ahead = rule.interval_ms, rule.from_offset_ms, rule.to_offset_ms
     first_run = -((-(min_ms + ahead)) // step) * step
     last_run = (max_ms + back) // step * step
-    return list(range(first_run, last_run + 1, step))
+    return range(first_run, last_run + 1, step)
 
 
 def _runs_with_candidates(rule: Rule, keys: Sequence[int], times: Sequence[int]) -> list[int]:

@@ -47,7 +47,11 @@ def session(master: str | None = None, *, app_name: str = "auditeql", conf: Mapp
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
-    builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
     if master is None:
         master = os.environ.get("AUDITEQL_SPARK_MASTER", "local[2]")
     builder = builder.master(master)

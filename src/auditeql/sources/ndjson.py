@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -100,34 +101,74 @@ def parse_line(path: str, lineno: int, line: bytes, report: Reporter) -> dict[st
     return doc
 
 
+#: Lines used to decide whether a raw-line pre-filter pays for itself.
+PROBE_LINES = 1000
+
+
 def read_ndjson_raw(
     paths: Iterable[str],
     *,
     may_match: Callable[[bytes], bool] | None = None,
     report: Reporter = stderr_reporter,
     stats: NdjsonStats | None = None,
+    adaptive: bool = True,
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
-    """``(document, raw_line)`` pairs; lines for which ``may_match`` is false are not parsed."""
+    """``(document, raw_line)`` pairs; lines for which ``may_match`` is false are not parsed.
+
+    ``may_match`` must be exact (false only for lines whose document cannot matter). With
+    ``adaptive``, the first :data:`PROBE_LINES` lines are both tested and parsed, timing each;
+    the test is kept only if it costs less than the parsing it saves (a test that lets most
+    lines through, or that is slower than ``orjson`` itself, is dropped).
+    """
     st = stats if stats is not None else NdjsonStats()
     loads = orjson.loads
+    test = may_match
+    probing = adaptive and test is not None
+    probe_n = probe_pass = 0
+    t_test = t_parse = 0.0
+    clock = time.perf_counter
     for path, lineno, line in iter_lines(paths, report, st):
-        if may_match is not None and not may_match(line):
+        if probing:
+            t0 = clock()
+            ok = test(line)  # type: ignore[misc]
+            t1 = clock()
+            try:
+                doc = loads(line)
+            except orjson.JSONDecodeError:
+                doc = None
+            t2 = clock()
+            probe_n += 1
+            probe_pass += ok
+            t_test += t1 - t0
+            t_parse += t2 - t1
+            if probe_n >= PROBE_LINES:
+                probing = False
+                saved = (1 - probe_pass / probe_n) * t_parse
+                if t_test >= saved:
+                    test = None
+        elif test is not None and not test(line):
             # No filter can match this line, so it is not parsed. A line that is not even shaped
             # like a JSON object is still parsed, so that damage is reported, never hidden.
             stripped = line.strip()
             if stripped[:1] == b"{" and stripped[-1:] == b"}":
                 st.skipped_by_literals += 1
                 continue
-        try:
-            doc = loads(line)
-        except orjson.JSONDecodeError:
-            doc = None
+            doc = _try_loads(line)
+        else:
+            doc = _try_loads(line)
         if doc.__class__ is not dict:
             parse_line(path, lineno, line, report)  # reports why
             st.bad_lines += 1
             continue
         st.documents += 1
         yield doc, line
+
+
+def _try_loads(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def read_ndjson(

@@ -15,6 +15,7 @@ where documents come from.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -71,15 +72,20 @@ class NetlinkInput(_Input):
         self.source = NetlinkSource(rcvbuf=rcvbuf, stderr=stderr)
         self.prefilter = prefilter
         if prefilter is not None:
-            prefilter.on_drop = normalizer.reassembler.discard
+            _attach(prefilter, normalizer)
 
     def read(self, timeout: float) -> list[Doc]:
         feed = self.normalizer.feed_netlink
-        keep = self.prefilter.keep if self.prefilter is not None and self.prefilter.active else None
+        pre = self.prefilter if self.prefilter is not None and self.prefilter.active else None
         docs: list[Doc] = []
         for msg_type, payload in self.source.read(timeout=timeout):
-            if keep is None or keep(msg_type, payload):
+            if pre is None:
                 docs.extend(feed(msg_type, payload))
+            elif pre.keep(msg_type, payload):
+                new = feed(msg_type, payload)
+                for doc in new:
+                    pre.observe(doc)  # before the next record is judged
+                docs.extend(new)
         return docs
 
     def stats(self) -> dict[str, Any]:
@@ -109,6 +115,8 @@ class FileInput(_Input):
         self.checkpoint_path = checkpoint_path
         saved = checkpoint.load(checkpoint_path) if checkpoint_path else None
         self.follower = FileFollower(path, saved, start_at_end=not from_start, stderr=stderr)
+        if not os.path.exists(path):
+            print(f"auditeql: {path} does not exist yet; waiting for it to appear", file=stderr or sys.stderr, flush=True)
         self._every = every
         self._last_saved = 0.0
         self._saved_pos: checkpoint.Checkpoint | None = saved
@@ -153,7 +161,7 @@ class StreamInput(_Input):
         self.reader = reader
         self.prefilter = prefilter
         if prefilter is not None:
-            prefilter.on_drop = normalizer.reassembler.discard
+            _attach(prefilter, normalizer)
         self._stderr = stderr if stderr is not None else sys.stderr
         self.bad_json = 0
         self.ecs_documents = 0
@@ -163,8 +171,14 @@ class StreamInput(_Input):
         docs: list[Doc] = []
         for rtype, data in self.reader.read(timeout=timeout):
             if rtype is not None:
-                if self.prefilter is None or self.prefilter.keep(rtype, data):
+                pre = self.prefilter
+                if pre is None or not pre.active:
                     docs.extend(norm.feed_netlink(rtype, data))
+                elif pre.keep(rtype, data):
+                    new = norm.feed_netlink(rtype, data)
+                    for doc in new:
+                        pre.observe(doc)
+                    docs.extend(new)
             elif data[:1] == b"{":
                 doc = self._json(data)
                 if doc is not None:
@@ -190,6 +204,13 @@ class StreamInput(_Input):
 
     def stats(self) -> dict[str, Any]:
         return {"bad_lines": self.bad_json + self.reader.errors} if (self.bad_json or self.reader.errors) else {}
+
+
+def _attach(prefilter: RecordPrefilter, normalizer: Normalizer) -> None:
+    """Connect the prefilter to the reassembler it feeds (discard skipped serials, see in-flight)."""
+    reassembler = normalizer.reassembler
+    prefilter.on_drop = reassembler.discard
+    prefilter.pending = lambda: reassembler.in_flight
 
 
 def open_input(spec: str, make_normalizer: Callable[[], Normalizer], *, rcvbuf: int,

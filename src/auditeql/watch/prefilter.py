@@ -28,7 +28,10 @@ from typing import Any
 
 from auditeql.audit import tables
 from auditeql.eql import ast
+from auditeql.engine.ordering import timestamp_ms
 from auditeql.eql.parser import parse_query
+from auditeql.eql.plan import SequencePlan
+from auditeql.fields import first
 from auditeql.watch.audit_rules import query_filters, required_syscalls
 
 #: ECS fields go-libaudit fills from the SYSCALL record -> the record's key.
@@ -113,6 +116,87 @@ class _Allow:
     syscalls: frozenset[str] | None
     #: record key (b"comm", b"exe") -> pattern; None = any identity
     names: tuple[tuple[bytes, re.Pattern[str]], ...] | None
+    #: for a later sequence stage without identity constraint: the join keys it waits for
+    awaits: _Awaited | None = None
+
+
+#: ECS join-key fields readable from the raw SYSCALL record (decimal values) -> record key.
+#: ``host.id`` is the same for every record of one live source and is left out of the comparison.
+KEY_FIELDS: dict[str, bytes] = {"process.pid": b"pid", "process.parent.pid": b"ppid"}
+_IGNORED_KEYS = frozenset({"host.id"})
+_AWAIT_MAX = 65_536
+
+
+@dataclass
+class _Awaited:
+    """Keys a sequence stage k > 0 can still advance: those of documents that matched stage k-1.
+
+    A sequence only advances at stage k for a join key whose stage k-1 already matched, so an
+    event whose key was never produced by stage k-1 (within the span) cannot be part of a
+    result through this stage. A superset of the engine's own pending keys, hence sound.
+    """
+
+    previous: Callable[[Any], bool]  # stage k-1's compiled predicate
+    previous_paths: tuple[str, ...]  # its key paths (positions kept)
+    raw_keys: tuple[bytes, ...]  # this stage's keys, read off the raw record (same positions)
+    span_ms: int
+    seen: OrderedDict[tuple[int, ...], int]
+    overflow: bool = False
+
+    def observe(self, doc: Any, ts_ms: int) -> None:
+        if not self.previous(doc):
+            return
+        key = []
+        for path in self.previous_paths:
+            value = first(doc, path)
+            try:
+                key.append(int(value))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return  # a non-numeric key can never equal a raw pid: nothing to wait for
+        k = tuple(key)
+        self.seen.pop(k, None)
+        self.seen[k] = ts_ms
+        while self.seen:
+            oldest_key, oldest = next(iter(self.seen.items()))
+            if oldest >= ts_ms - self.span_ms and len(self.seen) <= _AWAIT_MAX:
+                break
+            if len(self.seen) > _AWAIT_MAX:
+                self.overflow = True  # too many to track: stop narrowing (keep everything)
+            del self.seen[oldest_key]
+
+    def admits(self, payload: bytes) -> bool:
+        if self.overflow:
+            return True
+        key = []
+        for raw in self.raw_keys:
+            value = _plain(payload, raw)
+            if value is None or not value.isdigit():
+                return True  # cannot read it: keep
+            key.append(int(value))
+        return False
+
+
+def _awaited(rule: Any, stage: int) -> _Awaited | None:
+    """The awaited-keys tracker for ``stage`` of a sequence rule, or None when not applicable."""
+    plan = getattr(rule, "plan", None)
+    if not isinstance(plan, SequencePlan) or stage < 1 or stage >= len(plan.filters):
+        return None
+    this, prev = plan.filters[stage], plan.filters[stage - 1]
+    if this.missing or prev.missing or len(this.keys) != len(prev.keys) or not this.keys:
+        return None
+    raw: list[bytes] = []
+    prev_paths: list[str] = []
+    for mine, theirs in zip(this.keys, prev.keys):
+        if mine.path in _IGNORED_KEYS and theirs.path in _IGNORED_KEYS:
+            continue
+        if mine.path not in KEY_FIELDS or mine.optional or theirs.optional:
+            return None
+        raw.append(KEY_FIELDS[mine.path])
+        prev_paths.append(theirs.path)
+    if not raw:
+        return None
+    span = plan.maxspan_ms or max(rule.from_offset_ms, 1)
+    return _Awaited(prev.predicate, tuple(prev_paths), tuple(raw), span, OrderedDict())
 
 
 def _identity(pairs: frozenset[tuple[str, str]] | None) -> tuple[tuple[bytes, re.Pattern[str]], ...] | None:
@@ -135,7 +219,11 @@ class RecordPrefilter:
         #: SYSCALL record (e.g. EVENT_LISTENER, AVC) are already in the reassembler and must be
         #: discarded there, or they would hold back every later event until they time out
         self.on_drop = on_drop
+        #: how many events the reassembler still holds; sequence-stage narrowing is used only
+        #: when it is 0 (then every earlier event has been observed). None: never narrow.
+        self.pending: Callable[[], int] | None = None
         self._allows: tuple[_Allow, ...] = ()
+        self._awaits: tuple[_Awaited, ...] = ()
         self.active = False
         self._dropped: OrderedDict[bytes, None] = OrderedDict()
         self.skipped_events = 0
@@ -144,10 +232,31 @@ class RecordPrefilter:
     def update(self, rules: Sequence[Any]) -> None:
         allows = []
         for rule in rules:
-            for flt, _missing in query_filters(parse_query(rule.query)):
-                allows.append(_Allow(required_syscalls(flt.condition), _identity(required_names(flt.condition))))
+            stages = query_filters(parse_query(rule.query))
+            plan = getattr(rule, "plan", None)
+            expanded = isinstance(plan, SequencePlan) and len(plan.filters) + (plan.until is not None) == len(stages)
+            for i, (flt, _missing) in enumerate(stages):
+                names = _identity(required_names(flt.condition))
+                awaits = _awaited(rule, i) if names is None and expanded else None
+                allows.append(_Allow(required_syscalls(flt.condition), names, awaits))
         self._allows = tuple(allows)
-        self.active = bool(allows) and not any(a.syscalls is None and a.names is None for a in allows)
+        self._awaits = tuple(a.awaits for a in allows if a.awaits is not None)
+        self.active = bool(allows) and not any(
+            a.syscalls is None and a.names is None and a.awaits is None for a in allows)
+
+    def observe(self, doc: Any) -> None:
+        """Tell the awaited-key trackers about a document just built (call before the next record)."""
+        if not self._awaits:
+            return
+        ts = first(doc, "@timestamp")
+        try:
+            ms = int(timestamp_ms(ts)) if ts is not None else None
+        except (TypeError, ValueError):
+            ms = None
+        if ms is None:
+            return
+        for awaited in self._awaits:
+            awaited.observe(doc, ms)
 
     def keep(self, msg_type: int, payload: bytes) -> bool:
         """False for a record of an event no filter can match (see the module docstring)."""
@@ -179,7 +288,12 @@ class RecordPrefilter:
                 if syscall not in allow.syscalls:
                     continue
             if allow.names is None:
-                return True
+                if allow.awaits is None:
+                    return True
+                # every earlier event must already be a document the trackers have seen
+                if self.pending is None or self.pending() or allow.awaits.admits(payload):
+                    return True
+                continue
             for key, regex in allow.names:
                 if key not in values:
                     values[key] = _quoted(payload, key)
@@ -215,6 +329,17 @@ def _syscall_name(payload: bytes) -> str | None:
     if table is None or not number.isdigit():
         return None
     return table.get(int(number))
+
+
+def _plain(payload: bytes, key: bytes) -> bytes | None:
+    """The unquoted value of `` key=value`` in a record (pid, ppid…)."""
+    marker = b" " + key + b"="
+    c = payload.find(marker)
+    if c < 0:
+        return None
+    start = c + len(marker)
+    end = payload.find(b" ", start)
+    return payload[start:end if end >= 0 else None]
 
 
 def _quoted(payload: bytes, key: bytes) -> str | None:

@@ -92,6 +92,10 @@ def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
+_PID_LITERALS = ["2", "2.5", '"2"', '"x"']
+_A1_LITERALS = ["2", '"2"', "true"]
+
+
 @st.composite
 def atoms(draw: Any) -> str:
     kind = draw(st.integers(0, 15))
@@ -112,7 +116,8 @@ def atoms(draw: Any) -> str:
         op = draw(st.sampled_from(["in", "not in", "in~", "not in~"]))
         return f"{f} {op} ({', '.join(_q(v) for v in vals)})"
     if kind == 5:
-        return f"process.pid {draw(st.sampled_from(['==', '!=', '<', '<=', '>', '>=']))} {draw(st.sampled_from(['2', '2.5', '\"2\"', '\"x\"']))}"
+        op = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+        return f"process.pid {op} {draw(st.sampled_from(_PID_LITERALS))}"
     if kind == 6:
         blocks = draw(st.lists(st.sampled_from(["10.0.0.0/8", "127.0.0.0/8", "::1", "2001:db8::/32",
                                                  "::ffff:10.0.0.0/104", "169.254.0.0/16", "203.0.113.2"]),
@@ -131,7 +136,7 @@ def atoms(draw: Any) -> str:
     if kind == 11:
         return f"length({f}) > 2"
     if kind == 12:
-        return f"auditd.data.a1 == {draw(st.sampled_from(['2', '\"2\"', 'true']))}"
+        return f"auditd.data.a1 == {draw(st.sampled_from(_A1_LITERALS))}"
     if kind == 13:
         return f"event.type : \"start\""
     if kind == 14:
