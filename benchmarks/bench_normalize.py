@@ -1,8 +1,8 @@
 """Records per second: `auditeql normalize` beside `ausearch -i` on the same multi-MB audit.log.
 
 The anchor is auditd's own interpreter (`ausearch -i`, C) reading the same file in the same run.
-The file is the udp-shells-1 corpus (real ENRICHED auditd lines) replicated N times with serials
-and timestamps shifted so that every copy is a distinct stretch of time. Best of 3 per tool, both
+The file is the udp-shells-1 corpus (real ENRICHED auditd lines) replicated N times with serials,
+timestamps and pids shifted so that every copy is a distinct stretch of time. Best of 3 per tool, both
 as whole commands (process start-up included), plus the in-process Normalizer alone.
 
     .venv/bin/python benchmarks/bench_normalize.py [--copies 8] [--runs 3]
@@ -23,6 +23,7 @@ from pathlib import Path
 
 CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
 _HEADER = re.compile(rb"msg=audit\((\d+)\.(\d+):(\d+)\)")
+_PID = re.compile(rb" (ppid|pid)=(\d+)")
 
 
 def build_file(path: Path, copies: int) -> int:
@@ -36,7 +37,10 @@ def build_file(path: Path, copies: int) -> int:
         for k in range(copies):
             def shift(m: re.Match[bytes], k: int = k) -> bytes:
                 return b"msg=audit(%d.%s:%d)" % (int(m.group(1)) + k * time_span, m.group(2), int(m.group(3)) + k * serial_span)
-            out.writelines(_HEADER.sub(shift, ln) for ln in lines)
+            def pid(m: re.Match[bytes], k: int = k) -> bytes:
+                return b" %s=%d" % (m.group(1), int(m.group(2)) + k * 100000)
+            # shifted pids too, so that SYSCALL records are as unique as in a real log
+            out.writelines(_PID.sub(pid, _HEADER.sub(shift, ln)) for ln in lines)
     return len(lines) * copies
 
 

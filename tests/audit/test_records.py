@@ -142,3 +142,15 @@ def test_comm_is_hex_decoded_deviation() -> None:
             b"comm=6D792070726F67 exe=2F746D702F6D792070726F67")
     v = enrich.record_data(parse_line(line)).values  # type: ignore[arg-type]
     assert v["comm"] == "my prog" and v["exe"] == "/tmp/my prog"
+
+
+def test_netlink_control_messages_are_not_records() -> None:
+    from auditeql.audit.pipeline import Normalizer
+
+    n = Normalizer("auditbeat", None)
+    assert n.feed_netlink(1000, b"\x00" * 40) == []  # AUDIT_GET reply
+    assert n.feed_netlink(1329, b"audit(1.000:1): pid=1") == []  # AUDIT_REPLACE
+    assert n.feed_netlink(3001, b"audit(1.000:1): x=1") == []
+    docs = n.feed_netlink(1006, b"audit(1700000000.000:5): pid=1 uid=0 old-auid=4294967295 auid=0 tty=(none) old-ses=4294967295 ses=1 res=1")
+    assert docs and docs[0]["auditd"]["message_type"] == "login"
+    assert n.stats["skipped"] == {"not-a-record": 3}

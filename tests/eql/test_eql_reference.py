@@ -268,3 +268,25 @@ def test_category_term_is_array_aware_and_case_sensitive() -> None:
     assert plan.filter.predicate({"event.category": "network"})
     assert not plan.filter.predicate({"event": {"category": "Network"}})
     assert not plan.filter.predicate({})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conditions, st.lists(documents(), min_size=2, max_size=8))
+def test_self_ordering_conjunctions_keep_their_answers(cond: ast.Expr, docs: list[dict]) -> None:
+    """After the probe, conjunctions and line checks run in a learned order: same answers."""
+    import orjson
+
+    from auditeql.eql import compiler, prefilter
+
+    saved = compiler.AND_PROBE, prefilter.PROBE
+    compiler.AND_PROBE, prefilter.PROBE = 1, 1
+    try:
+        plan = compile_query(ast.EventQuery(ast.EventFilter("process", cond)))
+        for doc in docs + docs:  # the second pass runs entirely in the learned order
+            doc = {**doc, "event": {"category": "process"}}
+            expected = ref(cond, doc)
+            assert plan.filter.predicate(doc) == expected, (to_text(cond), doc)
+            if expected and plan.filter.line_filter is not None:
+                assert plan.filter.line_filter(orjson.dumps(doc))
+    finally:
+        compiler.AND_PROBE, prefilter.PROBE = saved

@@ -26,3 +26,31 @@ def test_seed_rule_roundtrip() -> None:
 
 
 SEED_QUERY = 'sample by host.id [process where process.name : ("bash", "python*")] [network where true]'
+
+
+SAMPLE_DOCS = [
+    {},
+    {"a": "x", "b": 1, "proc": {"x1": ["a", None, 2.5]}, "event": {"category": ["process"]}},
+    {"a": None, "b": [], "@t": True, "we ird": {"any": "1"}, "Name": -3},
+    {"a.b": "dotted", "a": [{"b": "c"}, {"b": 7}], "sequence": {"where": "2"}},
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(queries)
+def test_compile_never_crashes(query: ast.Query) -> None:
+    """Any AST either compiles or raises EqlError; compiled predicates never raise."""
+    from auditeql.eql import EqlError, compile_query
+
+    try:
+        plan = compile_query(query)
+    except EqlError:
+        return
+    filters = [plan.filter] if hasattr(plan, "filter") else list(plan.filters)
+    for f in filters:
+        for doc in SAMPLE_DOCS:
+            assert f.predicate(doc) in (True, False)
+            if f.line_filter is not None:
+                import orjson
+
+                f.line_filter(orjson.dumps(doc))

@@ -198,3 +198,12 @@ def test_sequence_stage_narrowing_changes_no_alert(tmp_path: Path) -> None:
     assert plain, "the recording should raise alerts"
     assert narrowed == plain
     assert pre.skipped_events > 500
+
+
+def test_reload_keeps_awaited_keys_of_unchanged_rules() -> None:
+    rules = builtin_rules()
+    pre = RecordPrefilter(rules)
+    tracker = pre._awaits[0]
+    tracker.seen[(4242,)] = 1
+    pre.update(builtin_rules())  # SIGHUP: same rules, freshly loaded
+    assert pre._awaits[0] is tracker and (4242,) in pre._awaits[0].seen

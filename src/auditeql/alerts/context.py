@@ -121,6 +121,16 @@ class _Lazy:
         return _info(self.item.document(), self.time_ms, pid, self.item.is_exec)
 
 
+def _doc_ms(doc: Mapping[str, Any]) -> int | None:
+    from auditeql.engine.ordering import timestamp_ms
+
+    try:
+        value = timestamp_ms(_get(doc, "@timestamp"))
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value is not None else None
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -139,12 +149,16 @@ class ProcessContext:
     def __len__(self) -> int:
         return len(self._procs)
 
-    def observe(self, doc: Mapping[str, Any], time_ms: int | None) -> None:
-        """Remember what ``doc`` says about its process (cheap; call for every document)."""
+    def observe(self, doc: Mapping[str, Any], time_ms: int | None = None) -> None:
+        """Remember what ``doc`` says about its process (cheap; call for every document).
+
+        ``time_ms`` is the document's time; when ``None`` it is read from ``@timestamp``, and only
+        if the document is remembered (most documents of a known process are not).
+        """
         pid = _get(doc, "process.pid")
         if pid.__class__ is not int:
             pid = _int(pid)
-        if pid is None or time_ms is None:
+        if pid is None:
             return
         key = (_get(doc, "host.id"), pid)
         entries = self._procs.get(key)
@@ -152,6 +166,10 @@ class ProcessContext:
         if entries is not None:
             self._procs.move_to_end(key)
             if not execd:
+                return
+        if time_ms is None:
+            time_ms = _doc_ms(doc)
+            if time_ms is None:
                 return
         info = _info(doc, time_ms, pid, execd)
         if entries is None:

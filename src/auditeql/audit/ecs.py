@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from auditeql.audit import tables
 from auditeql.audit.coalesce import Event
 from auditeql.audit.host import HostInfo
 
@@ -113,17 +114,20 @@ def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = Fal
     if ev.ecs_outcome:
         event["outcome"] = ev.ecs_outcome
 
-    data: dict[str, Any] = {}
-    socket: dict[str, str] = {}
-    for key, value in ev.data.items():
-        if key.startswith("socket_"):
-            socket[key[7:]] = value
-        else:
-            data[key] = value
-    if socket:
-        data["socket"] = socket
+    if "socket_family" in ev.data or "socket_saddr" in ev.data:
+        data: dict[str, Any] = {}
+        socket: dict[str, str] = {}
+        for key, value in ev.data.items():
+            if key.startswith("socket_"):
+                socket[key[7:]] = value
+            else:
+                data[key] = value
+        if socket:
+            data["socket"] = socket
+    else:
+        data = dict(ev.data)
     auditd: dict[str, Any] = {
-        "message_type": _type_name(ev).lower(),
+        "message_type": _message_type(ev.record_type),
         "sequence": ev.sequence,
         "result": ev.result,
         "data": data,
@@ -184,16 +188,20 @@ def auditbeat_document(ev: Event, host: HostInfo | None, *, original: bool = Fal
         event["original"] = [r.original() for r in ev.records]
 
     summary: dict[str, Any] = {}
-    if actor_primary:
-        _put(summary, ("actor", "primary"), actor_primary)
-    if actor_secondary:
-        _put(summary, ("actor", "secondary"), actor_secondary)
-    if ev.object_primary:
-        _put(summary, ("object", "primary"), ev.object_primary)
-    if ev.object_secondary:
-        _put(summary, ("object", "secondary"), ev.object_secondary)
-    if ev.object_type:
-        _put(summary, ("object", "type"), ev.object_type)
+    if actor_primary or actor_secondary:
+        actor = summary["actor"] = {}
+        if actor_primary:
+            actor["primary"] = actor_primary
+        if actor_secondary:
+            actor["secondary"] = actor_secondary
+    if ev.object_primary or ev.object_secondary or ev.object_type:
+        obj = summary["object"] = {}
+        if ev.object_primary:
+            obj["primary"] = ev.object_primary
+        if ev.object_secondary:
+            obj["secondary"] = ev.object_secondary
+        if ev.object_type:
+            obj["type"] = ev.object_type
     if ev.how:
         summary["how"] = ev.how
     if summary:
@@ -216,7 +224,8 @@ _USER_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostInfo | None) -> dict[str, Any]:
     """``user.*`` as Auditbeat's addUser builds it (ids, then names), copied from a cache."""
-    key = (tuple(user_ids.items()), tuple(selinux.items()), id(host))
+    # names come from this machine's passwd/group whatever the HostInfo: only its presence matters
+    key = (tuple(user_ids.items()), tuple(selinux.items()), host is not None)
     cached = _USER_CACHE.get(key)
     if cached is None:
         names: dict[str, str] = {}
@@ -246,10 +255,14 @@ def _copy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _copy(v) if type(v) is dict else v for k, v in d.items()}
 
 
-def _type_name(ev: Event) -> str:
-    from auditeql.audit import tables
+_MESSAGE_TYPES: dict[int, str] = {}
 
-    return tables.type_name(ev.record_type)
+
+def _message_type(record_type: int) -> str:
+    name = _MESSAGE_TYPES.get(record_type)
+    if name is None:
+        name = _MESSAGE_TYPES[record_type] = tables.type_name(record_type).lower()
+    return name
 
 
 def _int(value: Any) -> int | None:

@@ -71,7 +71,8 @@ def hex_string(raw: str) -> str | None:
 
 
 _CACHE: dict[tuple[int, str], RecordData] = {}
-_CACHE_MAX = 8192
+_CACHE_MAX = 4096
+_CACHE_BODY_MAX = 1024  # long bodies (big EXECVE records) rarely repeat: not worth the memory
 
 
 def record_data(rec: AuditRecord) -> RecordData:
@@ -86,6 +87,8 @@ def record_data(rec: AuditRecord) -> RecordData:
     if hit is not None:
         return hit
     out = _record_data(rec)
+    if len(rec.body) > _CACHE_BODY_MAX:
+        return out
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.clear()
     _CACHE[key] = out

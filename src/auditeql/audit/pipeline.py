@@ -47,6 +47,7 @@ class KeepPolicy(Protocol):
 KeepFn = Callable[[int, str | None, str | None], bool]
 
 _DROPPED_MEMORY = 4096
+_AUDIT_REPLACE = 1329
 
 
 def syscall_hint(rec: AuditRecord) -> tuple[str | None, str | None]:
@@ -121,7 +122,14 @@ class Normalizer:
         return self.feed_record(rec)  # type: ignore[arg-type]
 
     def feed_netlink(self, msg_type: int, payload: bytes) -> list[dict[str, Any]]:
-        """One netlink audit message (type from nlmsghdr, payload after it)."""
+        """One netlink audit message (type from nlmsghdr, payload after it).
+
+        Like Auditbeat, only record types 1100–2999 and LOGIN (1006) are records; other types are
+        control replies (AUDIT_GET…), and AUDIT_REPLACE (1329) is a kernel ping to the daemon.
+        """
+        if not (1100 <= msg_type <= 2999 or msg_type == tables.LOGIN) or msg_type == _AUDIT_REPLACE:
+            self.skipped["not-a-record"] += 1
+            return []
         rec = parse_netlink(msg_type, payload)
         if type(rec) is Skip:
             self.skipped[rec.reason] += 1

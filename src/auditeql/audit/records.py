@@ -32,6 +32,10 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # go-libaudit's key=value grammar: key [a-z0-9_-]+, value unquoted / '…' / "…"
 _KV = re.compile(r"""([a-z0-9_-]+)=((?:[^"'\s]+)|'(?:\\'|[^'])*'|"(?:\\"|[^"])*")""")
 _DROP_VALUES = frozenset(("", "?", "?,", "(null)"))
+# raw tokens whose value (quotes and spaces trimmed) is one of _DROP_VALUES
+_DROP_RAW = frozenset(
+    [q + v + q for v in _DROP_VALUES for q in ("", '"', "'")] + ['" "', "' '", "\"''\"", "'\"\"'"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +204,12 @@ def fields(body: str) -> dict[str, str]:
     out = dict(pairs)
     if "msg" in out:
         return _fields_regex(body)
-    for key, raw in pairs:
-        if len(raw) <= 8 and raw.strip("'\" ") in _DROP_VALUES:
-            out.pop(key, None)
+    if not _DROP_RAW.isdisjoint(out.values()):
+        # go-libaudit skips a useless value, so an earlier value of the same key survives
+        out = {}
+        for key, raw in pairs:
+            if raw not in _DROP_RAW:
+                out[key] = raw
     return out
 
 

@@ -31,10 +31,14 @@ def convert(paths: tuple[str, ...], target: str, output: str | None, flavor: str
     out = output or _default_output(paths)
     if os.path.abspath(out) in {os.path.abspath(p) for p in paths}:
         raise click.ClickException(f"output {out} would overwrite an input; choose another with -o")
+    from auditeql.sources.files import InputError
+
     try:
         n = write_parquet(documents(paths, flavor=flavor, host_id=host_id, host_name=host_name), out, batch_rows=batch_rows)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (InputError, OSError, ValueError) as exc:
+        if os.path.exists(out):
+            os.unlink(out)  # never leave a truncated file that looks like a conversion
+        raise click.ClickException(f"{exc}; nothing written") from None
     click.echo(f"wrote {n} events to {out}", err=True)
 
 

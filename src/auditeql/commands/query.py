@@ -12,6 +12,7 @@ filters' required literals (exact, see ``auditeql.eql.plan.line_may_match``).
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -79,6 +80,10 @@ def iter_input(
         else:
             yield from read_ndjson_raw(paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter)
         i = j
+
+
+def _always(doc: Any) -> bool:
+    return True
 
 
 def _default(value: Any) -> Any:
@@ -150,7 +155,9 @@ def query(
                     raw_of[id(doc)] = line
                     yield doc
 
-        docs = run_batch(plan, matching(), options, stats=run_stats)
+        # the documents handed over already match: don't let the engine evaluate them again
+        checked = dataclasses.replace(plan, filter=dataclasses.replace(plan.filter, predicate=_always))
+        docs = run_batch(checked, matching(), options, stats=run_stats)
         for doc in docs:
             line = raw_of.get(id(doc))
             out.write(line.rstrip(b"\r\n") + b"\n" if line is not None else orjson.dumps(doc) + b"\n")

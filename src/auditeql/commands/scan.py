@@ -178,6 +178,17 @@ def _load_engine_plugins() -> None:
             pass
 
 
+def _any_parquet(paths: Iterable[str]) -> bool:
+    import os
+
+    for p in paths:
+        if p != "-" and os.path.isfile(p):
+            with open(p, "rb") as fh:
+                if fh.read(4) == b"PAR1":
+                    return True
+    return False
+
+
 def _read(
     paths: Iterable[str], flavor: str, host_id: str | None, host_name: str | None, stats: dict[str, Any],
     pushdown: Any = None,
@@ -187,6 +198,11 @@ def _read(
 
     try:
         host = HostInfo.detect(host_id=host_id, host_name=host_name)
+        if _any_parquet(paths):  # auditeql Parquet files (`auditeql convert`): read by the scale layer
+            from auditeql.scale.inputs import read_any
+
+            yield from read_any(list(paths), flavor=flavor, host=host, pushdown=pushdown, stats=stats)
+            return
         yield from read_documents(list(paths), flavor=flavor, host=host, pushdown=pushdown, stats=stats)
     except InputError as exc:
         raise _InputError(f"{exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -114,12 +115,11 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
             keep.update(new_rules)
         if prefilter is not None:
             prefilter.update(new_rules)
+
     try:
         host = HostInfo.detect(host_id=host_id, host_name=host_name)
     except OSError as exc:
         _fail(f"cannot detect the host identity ({exc}); pass --host-id and --host-name")
-
-    import time
 
     def make_normalizer() -> Normalizer:
         return Normalizer(flavor, host, keep=keep, clock=time.monotonic)

@@ -40,7 +40,7 @@ from .matchers import (
     term_test_ci,
     wildcard_test,
 )
-from .prefilter import filter_needs, line_filter_of, literals_of
+from .prefilter import filter_literals, filter_needs, line_filter_of
 from .plan import CompiledFilter, EventPlan, KeyField, Pipe, Plan, Predicate, SamplePlan, SequencePlan
 
 Env = dict[str, Any]
@@ -120,9 +120,9 @@ def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = No
     """True if any value of ``path`` passes ``test`` (false when the field is missing).
 
     ``str_test`` (optional) is a faster test used for string values. A nested scalar or a flat
-    list of scalars is decided here; anything else goes through ``fields.values``.
+    list of scalars is decided here (the lookup is inlined for paths of up to three parts);
+    anything else goes through ``fields.values``, so semantics stay those of ``fields.values``.
     """
-    get = make_getter(path)
     stest = str_test or test
 
     def slow(doc: Mapping[str, Any]) -> bool:
@@ -134,11 +134,8 @@ def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = No
                 return True
         return False
 
-    def pred(doc: Mapping[str, Any]) -> bool:
-        v = get(doc)
+    def decide(doc: Mapping[str, Any], v: Any) -> bool:
         cls = v.__class__
-        if cls is str:
-            return stest(v)
         if cls is list:
             for item in v:
                 icls = item.__class__
@@ -155,6 +152,56 @@ def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = No
         if v is None:
             return False
         return slow(doc)
+
+    parts = path.split(".")
+    if len(parts) == 1:
+        (a,) = parts
+
+        def pred1(doc: Mapping[str, Any]) -> bool:
+            try:
+                v = doc[a]
+            except (KeyError, TypeError):
+                return slow(doc)
+            if v.__class__ is str:
+                return stest(v)
+            return decide(doc, v)
+
+        return pred1
+    if len(parts) == 2:
+        a, b = parts
+
+        def pred2(doc: Mapping[str, Any]) -> bool:
+            try:
+                v = doc[a][b]
+            except (KeyError, TypeError, IndexError):
+                return slow(doc)
+            if v.__class__ is str:
+                return stest(v)
+            return decide(doc, v)
+
+        return pred2
+    if len(parts) == 3:
+        a, b, c = parts
+
+        def pred3(doc: Mapping[str, Any]) -> bool:
+            try:
+                v = doc[a][b][c]
+            except (KeyError, TypeError, IndexError):
+                return slow(doc)
+            if v.__class__ is str:
+                return stest(v)
+            return decide(doc, v)
+
+        return pred3
+    get = make_getter(path)
+
+    def pred(doc: Mapping[str, Any]) -> bool:
+        v = get(doc)
+        if v is _ABSENT:
+            return slow(doc)
+        if v.__class__ is str:
+            return stest(v)
+        return decide(doc, v)
 
     return pred
 
@@ -178,6 +225,10 @@ def _negate(p: Predicate) -> Predicate:
     return lambda doc: not p(doc)
 
 
+#: Documents a conjunction watches before putting its most selective parts first.
+AND_PROBE = 500
+
+
 def _and(a: Predicate, b: Predicate) -> Predicate:
     if a is _true:
         return b
@@ -185,19 +236,38 @@ def _and(a: Predicate, b: Predicate) -> Predicate:
         return a
     if a is _false or b is _false:
         return _false
-    # flatten chains of ``and`` into one loop: fewer nested calls per document
     parts = getattr(a, "_and_parts", (a,)) + getattr(b, "_and_parts", (b,))
-    if len(parts) == 2:
-        p0, p1 = parts
+    return _conjunction(parts)
 
-        def and2(doc: Mapping[str, Any]) -> bool:
-            return p0(doc) and p1(doc)
 
-        and2._and_parts = parts  # type: ignore[attr-defined]
-        return and2
+def _conjunction(parts: tuple[Predicate, ...]) -> Predicate:
+    """``all(p(doc) for p in parts)``, learning the cheapest order on the first documents.
+
+    Parts are pure (no side effects, errors already turned into False), so evaluating them in
+    any order gives the same answer; rejecting early saves the rest. For the first
+    :data:`AND_PROBE` documents every part is evaluated and its pass count kept, then the
+    parts are re-ordered by pass rate, most rejecting first.
+    """
+    order = list(parts)
+    passes = [0] * len(parts)
+    state = [0]
 
     def and_n(doc: Mapping[str, Any]) -> bool:
-        for p in parts:
+        n = state[0]
+        if n < AND_PROBE:
+            result = True
+            for i, p in enumerate(parts):
+                if p(doc):
+                    passes[i] += 1
+                else:
+                    result = False
+            n += 1
+            state[0] = n
+            if n == AND_PROBE:
+                ranked = sorted(range(len(parts)), key=lambda i: passes[i])
+                order[:] = [parts[i] for i in ranked]
+            return result
+        for p in order:
             if not p(doc):
                 return False
         return True
@@ -652,7 +722,7 @@ def compile_filter(
         keys=tuple(KeyField(k.name, k.optional) for k in keys),
         missing=missing,
         category=flt.category,
-        literals=literals_of(need),
+        literals=filter_literals(flt),
         source=source if source is not None else flt,
         line_filter=line_filter_of(need),
     )

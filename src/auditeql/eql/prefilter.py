@@ -28,6 +28,8 @@ from .plan import LITERAL_GUARDS
 Need = tuple[str, tuple[Any, ...]]
 LineFilter = Callable[[bytes], bool]
 _UNKNOWN = object()
+#: Lines an ``all`` check watches before ordering its parts, most rejecting first.
+PROBE = 200
 
 
 def _safe_text(s: str) -> bool:
@@ -124,13 +126,24 @@ def needs(node: ast.Expr) -> Need | None:
     return None
 
 
+def category_need(flt: ast.EventFilter) -> Need | None:
+    cat = flt.category
+    if cat is None or not cat or not _safe_text(cat):
+        return None
+    return ("any", (('"' + cat + '"', False),))
+
+
+def filter_literals(flt: ast.EventFilter) -> frozenset[str] | None:
+    """The plan's hint; the category only as a last resort (its word is often a JSON key too)."""
+    return literals_of(needs(flt.condition)) or literals_of(category_need(flt))
+
+
 def filter_needs(flt: ast.EventFilter) -> Need | None:
     """Needs of ``cat where cond``: the category term and the condition."""
     cond = needs(flt.condition)
-    cat = flt.category
-    if cat is None or not cat or not _safe_text(cat):
+    cat_need = category_need(flt)
+    if cat_need is None:
         return cond
-    cat_need: Need = ("any", (('"' + cat + '"', False),))
     if cond is None:
         return cat_need
     # category words are common JSON keys ("process": {…}); check them after the condition
@@ -193,9 +206,24 @@ def _compile(need: Need) -> tuple[Callable[[bytes, bytes], bool], bool]:
     checks = tuple(c for c, _ in compiled)
     uses = any(u for _, u in compiled)
     if kind == "all":
+        # learn the cheapest order: after PROBE lines, most rejecting checks first
+        order = list(checks)
+        fails = [0] * len(checks)
+        seen = [0]
 
         def all_of(line: bytes, lowered: bytes) -> bool:
-            for c in checks:
+            n = seen[0]
+            if n < PROBE:
+                result = True
+                for i, c in enumerate(checks):
+                    if not c(line, lowered):
+                        fails[i] += 1
+                        result = False
+                seen[0] = n + 1
+                if n + 1 == PROBE:
+                    order[:] = [checks[i] for i in sorted(range(len(checks)), key=lambda i: -fails[i])]
+                return result
+            for c in order:
                 if not c(line, lowered):
                     return False
             return True

@@ -118,6 +118,42 @@ class RuleReplay:
     min_ms: int | None = None
     max_ms: int | None = None
     untimed: int = 0
+    min_text: str | None = None
+    max_text: str | None = None
+
+    def see(self, ts: int) -> None:
+        if self.min_ms is None or ts < self.min_ms:
+            self.min_ms = ts
+        if self.max_ms is None or ts > self.max_ms:
+            self.max_ms = ts
+
+    def track_span(self, doc: Mapping[str, Any]) -> None:
+        """Widen the data's time span with a non-candidate document (cheaply)."""
+        rule = self.rule
+        if rule.timestamp_override:
+            ts = window_time(doc, rule, _parse_ts)
+            if ts is not None:
+                self.see(ts)
+            return
+        value = doc.get("@timestamp")
+        if value.__class__ is str and len(value) == 24 and value[10] == "T" and value[23] == "Z":
+            if self.min_text is None or value < self.min_text:
+                self.min_text = value
+            if self.max_text is None or value > self.max_text:
+                self.max_text = value
+            return
+        ts = window_time(doc, rule, _parse_ts)
+        if ts is not None:
+            self.see(ts)
+
+    def span(self) -> tuple[int | None, int | None]:
+        """(first, last) time of every timed document fed."""
+        for text in (self.min_text, self.max_text):
+            if text is not None:
+                ts = _parse_ts(text)
+                if ts is not None:
+                    self.see(ts)
+        return self.min_ms, self.max_ms
 
 
 @dataclass
@@ -152,7 +188,12 @@ class Replayer:
         self.documents = 0
 
     def feed(self, doc: Mapping[str, Any]) -> None:
-        """Test one document against every rule's filters; keep it only if one matches."""
+        """Test one document against every rule's filters; keep it only if one matches.
+
+        Only candidates need their time parsed; for the others only the data's time span is
+        tracked, by plain string comparison when the time has Elasticsearch's canonical
+        ``YYYY-MM-DDTHH:MM:SS.mmmZ`` shape (which sorts as text) and by parsing otherwise.
+        """
         seq = self.documents
         self.documents += 1
         ts_at: int | None = None
@@ -160,27 +201,25 @@ class Replayer:
         for state in self.rules:
             if own is not None and own == state.rule.rule_id:
                 continue
+            for pred in state.predicates:
+                if pred(doc):
+                    break
+            else:
+                state.track_span(doc)
+                continue
             ts = window_time(doc, state.rule, _parse_ts)
             if ts is None:
                 state.untimed += 1
                 continue
-            ts_at = ts if ts_at is None else ts_at
-            if state.min_ms is None or ts < state.min_ms:
-                state.min_ms = ts
-            if state.max_ms is None or ts > state.max_ms:
-                state.max_ms = ts
-            for pred in state.predicates:
-                if pred(doc):
-                    state.candidates.append((ts, seq, doc))
-                    break
+            ts_at = ts
+            state.see(ts)
+            state.candidates.append((ts, seq, doc))
         if self.context is not None:
-            if ts_at is None:
-                ts_at = _parse_ts(first(doc, "@timestamp"))
             self.context.observe(doc, ts_at)
 
     def finish(self) -> ScanResult:
         """Replay every rule's runs over the fed data; alerts deduplicated by uuid."""
-        from auditeql.alerts.build import build_alerts
+        from auditeql.alerts.build import alert_id, build_alerts
 
         alerts: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -191,12 +230,13 @@ class Replayer:
             rule = state.rule
             if state.untimed:
                 warnings.append(
-                    f"rule {rule.name!r}: {state.untimed} document(s) have no usable {rule.primary_timestamp} "
-                    "and are outside every run's time window (as in Kibana)"
+                    f"rule {rule.name!r}: {state.untimed} document(s) matching its filters have no usable "
+                    f"{rule.primary_timestamp} and are outside every run's time window (as in Kibana)"
                 )
-            if state.min_ms is None or state.max_ms is None:
+            first_ms, last_ms = state.span()
+            if first_ms is None or last_ms is None:
                 continue
-            times = run_range(rule, state.min_ms, state.max_ms)  # a range: a decade of 5-minute runs costs nothing
+            times = run_range(rule, first_ms, last_ms)  # a range: a decade of 5-minute runs costs nothing
             scheduled += len(times)
             state.candidates.sort(key=lambda c: (c[0], c[1]))
             for run in self._evaluate(state, times):
@@ -207,6 +247,8 @@ class Replayer:
                         f"(max_signals = {rule.max_signals})"
                     )
                 for result in run[1]:
+                    if alert_id(rule, result) in seen:
+                        continue  # found again by an overlapping run: Kibana drops it by id too
                     for alert in build_alerts(rule, result, run_time_ms=run[0].time_ms, context=self.context):
                         uuid = alert["kibana.alert.uuid"]
                         if uuid not in seen:

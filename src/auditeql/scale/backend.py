@@ -14,6 +14,7 @@ relation ``aeq_src``; everything about EQL semantics lives here and in :mod:`.sq
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,9 @@ from auditeql.engine.ordering import doc_timestamp_ns, make_order_key
 from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, SequencePlan
 
 from .dialect import Dialect
+from .predicates import Bounds
 from .sql import (
+    SqlFilter,
     SqlPlan,
     candidate_condition,
     compile_sql,
@@ -95,8 +98,9 @@ class Backend:
         stats.sql_exact = sp.exact
         prep, rel = relation_sql(sp, "aeq_src", parquet=self.parquet)
         if prep is not None:
-            self.materialize("aeq_prep", prep)
+            self.prepare("aeq_prep", prep)
         self.create_view("aeq_ev", self._with_defaults(sp, rel))
+        sp = self._flag(sp)
         if isinstance(plan, SamplePlan):
             return self._run_sample(sp, options, stats)
         if isinstance(plan, EventPlan):
@@ -104,6 +108,36 @@ class Backend:
         if isinstance(plan, SequencePlan):
             return self.run_sequence(sp, options, stats)
         raise TypeError(f"not a compiled plan: {type(plan).__name__}")
+
+    def prepare(self, name: str, sql: str) -> None:
+        """The JSON extraction step: materialized where the engine would repeat it (DuckDB)."""
+        self.materialize(name, sql)
+
+    def _flag(self, sp: SqlPlan) -> SqlPlan:
+        """Evaluate every filter's bounds once, keeping only rows that may match (``aeq_cand``).
+
+        Later queries (undecided rows, matches, samples) then test boolean columns instead of
+        re-planning and re-evaluating the filter expressions.
+        """
+        d = self.dialect
+        cols = ["_seq", "_ts", "_irr"]
+        for f in sp.all_filters:
+            for k in f.keys:
+                cols.append(d.ident(k.path))
+        out: list[SqlFilter] = []
+        for i, f in enumerate(sp.all_filters):
+            lo, hi = f.bounds.lo, f.bounds.hi
+            cols.append(f"{lo} AS _lo{i}")
+            if not f.bounds.exact:
+                cols.append(f"{hi} AS _hi{i}")
+            flo = lo if lo in ("TRUE", "FALSE") else f"_lo{i}"
+            fhi = flo if f.bounds.exact else (hi if hi in ("TRUE", "FALSE") else f"_hi{i}")
+            out.append(dataclasses.replace(f, bounds=Bounds(flo, fhi)))
+        self.materialize(
+            "aeq_cand", f"SELECT {', '.join(dict.fromkeys(cols))} FROM aeq_ev WHERE {candidate_condition(sp)}"
+        )
+        n = len(sp.filters)
+        return dataclasses.replace(sp, filters=tuple(out[:n]), until=out[n] if sp.until is not None else None)
 
     def _with_defaults(self, sp: SqlPlan, rel: str) -> str:
         if not self.defaults:
@@ -137,7 +171,7 @@ class Backend:
         if cond == "FALSE":
             return []
         return self.rows(
-            f"SELECT s._seq, s._doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_ev WHERE {cond}) e "
+            f"SELECT s._seq, s._doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
             f"ON s._seq = e._seq ORDER BY s._seq"
         )
 
@@ -152,7 +186,7 @@ class Backend:
         assert isinstance(plan, EventPlan)
         lo = sp.filters[0].bounds.lo
         und = undecided_condition(sp)
-        sql = f"SELECT _ts, _seq FROM aeq_ev WHERE {sql_and(sql_not(und), lo)} AND _ts IS NOT NULL"
+        sql = f"SELECT _ts, _seq FROM aeq_cand WHERE {sql_and(sql_not(und), lo)} AND _ts IS NOT NULL"
         hits: list[tuple[int, int]] = [(ts, seq) for ts, seq in self.rows(sql)] if lo != "FALSE" else []
         pred = plan.filter.predicate
         extra: dict[int, Mapping[str, Any]] = {}
@@ -212,7 +246,7 @@ class Backend:
         ]
         self.register_rows("aeq_py", cols, py_rows)
         und = undecided_condition(sp)
-        decided = matches_sql(sp, f"(SELECT * FROM aeq_ev WHERE NOT ({und}))")
+        decided = matches_sql(sp, f"(SELECT * FROM aeq_cand WHERE NOT ({und}))")
         names = ", ".join(c for c, _ in cols)
         self.materialize("aeq_m", f"SELECT {names} FROM ({decided}) _d UNION ALL SELECT {names} FROM aeq_py")
         result = self.rows(sample_sql(sp, "aeq_m", options))

@@ -145,3 +145,14 @@ def run(
 
 def _is_paths(source: Any) -> bool:
     return isinstance(source, (list, tuple)) and all(isinstance(p, str) for p in source) and bool(source)
+
+
+def _register() -> None:
+    try:
+        from .engines import register
+    except ImportError:  # pragma: no cover - the rules layer is absent
+        return
+    register()
+
+
+_register()

@@ -80,3 +80,49 @@ def documents(
 
         kwargs["host"] = HostInfo.detect(host_id=host_id, host_name=host_name)
     yield from read_documents(list(paths), **kwargs)
+
+
+def is_parquet(path: str) -> bool:
+    """True for an existing file that starts with Parquet's magic bytes."""
+    if path == "-" or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def parquet_documents(paths: Sequence[str], batch_rows: int = 8192) -> Iterator[dict[str, Any]]:
+    """The original documents kept in auditeql Parquet files (the ``_doc`` column), in order."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    from .parquet import check_schema
+
+    for path in paths:
+        try:
+            check_schema(path)
+        except ValueError as exc:
+            from auditeql.sources.files import InputError
+
+            raise InputError(str(exc)) from None
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=["_doc"]):
+            for text in batch.column(0).to_pylist():
+                yield orjson.loads(text)
+
+
+def read_any(paths: Sequence[str], **kwargs: Any) -> Iterator[Mapping[str, Any]]:
+    """Like ``sources.files.read_documents``, plus auditeql Parquet files, in the order given."""
+    from auditeql.sources.files import read_documents
+
+    expanded = _expand(paths)
+    group: list[str] = []
+    for p in expanded:
+        if is_parquet(p):
+            if group:
+                yield from read_documents(group, **kwargs)
+                group = []
+            yield from parquet_documents([p])
+        else:
+            group.append(p)
+    if group:
+        yield from read_documents(group, **kwargs)

@@ -91,6 +91,9 @@ class SparkBackend(Backend):
     def create_view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)
 
+    def prepare(self, name: str, sql: str) -> None:
+        self.create_view(name, sql)  # Spark evaluates each extraction once per row by itself
+
     def materialize(self, name: str, sql: str) -> None:
         df = self.spark.sql(sql).cache()
         self._cached.append(df)
@@ -168,7 +171,7 @@ class SparkBackend(Backend):
         stats.python_finished = True
         cond = candidate_condition(sp)
         cands = self.spark.sql(
-            f"SELECT s._seq AS _seq, s._doc AS _doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_ev WHERE {cond}) e "
+            f"SELECT s._seq AS _seq, s._doc AS _doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
             f"ON s._seq = e._seq"
         )
         key_lists = [f.keys for f in plan.filters] + ([plan.until.keys] if plan.until else [])
@@ -301,3 +304,14 @@ def run(
         return backend.run(plan, options, stats)
     finally:
         backend.close()
+
+
+def _register() -> None:
+    try:
+        from .engines import register
+    except ImportError:  # pragma: no cover - the rules layer is absent
+        return
+    register()
+
+
+_register()

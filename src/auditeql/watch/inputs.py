@@ -136,7 +136,7 @@ class FileInput(_Input):
         if not force and (now - self._last_saved < self._every or self.normalizer.reassembler.in_flight):
             return
         pos = self.follower.position
-        if pos == self._saved_pos:
+        if pos == self._saved_pos or pos.inode == 0:  # unchanged, or no file opened yet
             return
         checkpoint.save(self.checkpoint_path, pos)
         self._saved_pos = pos

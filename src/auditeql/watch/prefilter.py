@@ -173,7 +173,7 @@ class _Awaited:
             if value is None or not value.isdigit():
                 return True  # cannot read it: keep
             key.append(int(value))
-        return False
+        return tuple(key) in self.seen
 
 
 def _awaited(rule: Any, stage: int) -> _Awaited | None:
@@ -230,15 +230,25 @@ class RecordPrefilter:
         self.update(rules)
 
     def update(self, rules: Sequence[Any]) -> None:
+        """(Re)build from ``rules``. Trackers of unchanged rules keep what they learnt, so that a
+        reload (SIGHUP) does not make them forget keys a pending sequence still waits for."""
         allows = []
+        old = getattr(self, "_trackers", {})
+        trackers: dict[tuple[str, str, int], _Awaited] = {}
         for rule in rules:
             stages = query_filters(parse_query(rule.query))
             plan = getattr(rule, "plan", None)
             expanded = isinstance(plan, SequencePlan) and len(plan.filters) + (plan.until is not None) == len(stages)
             for i, (flt, _missing) in enumerate(stages):
                 names = _identity(required_names(flt.condition))
-                awaits = _awaited(rule, i) if names is None and expanded else None
+                awaits = None
+                if names is None and expanded:
+                    ident = (str(getattr(rule, "rule_id", "")), rule.query, i)
+                    awaits = old.get(ident) or _awaited(rule, i)
+                    if awaits is not None:
+                        trackers[ident] = awaits
                 allows.append(_Allow(required_syscalls(flt.condition), names, awaits))
+        self._trackers = trackers
         self._allows = tuple(allows)
         self._awaits = tuple(a.awaits for a in allows if a.awaits is not None)
         self.active = bool(allows) and not any(
