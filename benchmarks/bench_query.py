@@ -89,7 +89,8 @@ def run_eql(path: Path) -> int:
     from eql.parser import elasticsearch_syntax, ignore_missing_functions
 
     with elasticsearch_syntax, ignore_missing_functions:
-        query = eql.parse_query(QUERY.replace("cidrmatch(", "cidrMatch("))  # eql: case-sensitive names
+        # eql: case-sensitive function names, and no bare address as a CIDR block (spec F01)
+        query = eql.parse_query(QUERY.replace("cidrmatch(", "cidrMatch(").replace('"::1")', '"::1/128")'))
     hits: list = []
     engine = eql.PythonEngine()
     engine.add_query(query)

@@ -31,5 +31,6 @@ def run(check_name: str) -> None:
         import auditeql.eql.printer  # noqa: F401
         import auditeql.eql.verifier  # noqa: F401
     check: Callable[[bytes], None] = getattr(targets, check_name)
+    targets.warm_up()
     atheris.Setup(sys.argv, check)
     atheris.Fuzz()

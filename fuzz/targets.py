@@ -195,3 +195,13 @@ def check_all(data: bytes) -> None:
     checks = (check_records, check_normalizer, check_pushdown, check_netlink, check_eql)
     if data:
         checks[data[0] % len(checks)](data[1:])
+
+
+def warm_up() -> None:
+    """Load rules and tables before fuzzing starts (so the first input is not charged for it)."""
+    global _HOST
+    if _HOST is None:
+        _HOST = _host()
+    _pushdown()
+    check_normalizer(b"")
+    check_eql(b"any where true")

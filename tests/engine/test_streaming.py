@@ -215,4 +215,4 @@ def test_hand_made_plan_with_multi_valued_keys_streams_cartesian_product():
     push_all(eng, [{"_id": 1, "@timestamp": 1, "n": "x", "a": ["1", "2"], "b": ["p", "q"]}])
     got = eng.push({"_id": 2, "@timestamp": 2, "n": "y", "a": ["1", "2"], "b": ["q", "p"]})
     assert sorted(m.join_keys for m in got) == [("1", "p"), ("1", "q"), ("2", "p"), ("2", "q")]
-    assert sorted(eng.stats().items()) and SamplePlan  # stats is a plain dict
+    assert eng.stats()["keys"] == 4 and eng.stats()["matched_results"] == 4

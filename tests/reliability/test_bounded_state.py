@@ -16,7 +16,12 @@ from auditeql.engine import StreamingEngine
 from auditeql.eql import compile_query
 from auditeql.eql.plan import QueryOptions
 
+import pytest
+
 MILLION = 1_000_000
+#: Default runs use 100k fresh keys against caps of 5k (the cap-to-churn ratio is what matters);
+#: the slow variants (pytest -m slow) push the full million.
+CHURN = [pytest.param(100_000, id="100k"), pytest.param(MILLION, id="1M", marks=pytest.mark.slow)]
 HOST = HostInfo.detect(host_id="bounded-host", host_name="bounded")
 
 SAMPLE = """sample by host.id, process.pid
@@ -44,21 +49,22 @@ def test_normalizer_pushdown_memory_is_capped() -> None:
     """A million dropped serials: the normalizer remembers a bounded number of them."""
     norm = Normalizer("auditd-manager", HOST, keep=lambda t, a, s: False)
     body = "arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 a2=0 a3=0 items=0 ppid=1 pid={} comm=\"x\""
-    for serial in range(1, 200_001):
+    for serial in range(1, 50_001):
         norm.feed_record(AuditRecord(1300, 1_700_000_000, 0, serial, body.format(serial)))
-    assert norm.stats["dropped_by_keep"] == 200_000
+    assert norm.stats["dropped_by_keep"] == 50_000
     assert len(norm._dropped) <= 4096  # noqa: SLF001 - the cap under test
     assert norm.reassembler.in_flight == 0
 
 
-def test_process_context_is_capped_at_max_pids() -> None:
-    ctx = ProcessContext(max_pids=10_000, per_pid=4)
-    for pid in range(1, MILLION + 1):
+@pytest.mark.parametrize("n", CHURN)
+def test_process_context_is_capped_at_max_pids(n: int) -> None:
+    ctx = ProcessContext(max_pids=5_000, per_pid=4)
+    for pid in range(1, n + 1):
         ctx.observe({"process": {"pid": pid, "name": "x"}, "host": {"id": "h"}}, pid)
-    assert len(ctx) == 10_000
+    assert len(ctx) == 5_000
     # the most recent pids are the ones kept
-    assert ctx.lookup("h", MILLION, MILLION) is not None
-    assert ctx.lookup("h", 1, MILLION) is None
+    assert ctx.lookup("h", n, n) is not None
+    assert ctx.lookup("h", 1, n) is None
 
 
 def _docs(n: int):
@@ -72,37 +78,45 @@ def _docs(n: int):
         }
 
 
-def test_streaming_sample_state_bounded_by_max_keys() -> None:
+@pytest.mark.parametrize("n", CHURN)
+def test_streaming_sample_state_bounded_by_max_keys(n: int) -> None:
     engine = StreamingEngine(compile_query(SAMPLE), QueryOptions(), window_ms=10**12, max_keys=5_000)
-    for doc in _docs(MILLION):
+    for doc in _docs(n):
         engine.push(doc)
     s = engine.stats()
     assert s["keys"] <= 5_000
     assert s["buffered"] <= 100_000
 
 
-def test_streaming_sequence_state_and_reorder_buffer_bounded() -> None:
+@pytest.mark.parametrize("n", CHURN)
+def test_streaming_sequence_state_and_reorder_buffer_bounded(n: int) -> None:
     engine = StreamingEngine(compile_query(SEQUENCE), QueryOptions(), window_ms=3_600_000, reorder_ms=10**12,
-                             max_keys=5_000, max_buffer=20_000)
+                             max_keys=5_000, max_buffer=10_000)
     peak_buffer = 0
-    for doc in _docs(MILLION):
+    for doc in _docs(n):
         engine.push(doc)
         b = len(engine._buffer)  # noqa: SLF001 - the cap under test
         if b > peak_buffer:
             peak_buffer = b
     s = engine.stats()
-    assert peak_buffer <= 20_000
+    assert peak_buffer <= 10_000
     assert s["keys"] <= 5_000
 
 
-def test_pushdown_line_feeder_memories_are_capped() -> None:
+@pytest.mark.parametrize("n", [pytest.param(30_000, id="30k"), pytest.param(MILLION, id="1M", marks=pytest.mark.slow)])
+def test_pushdown_line_feeder_memories_are_capped(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fresh comm values and serials every line: the decision cache and header memories stay capped."""
     from auditeql.rules import load_rules
-    from auditeql.rules.pushdown import _RECENT, _SHAPES, PushDown
+    from auditeql.rules import pushdown
+
+    if n < MILLION:  # shrink the caps so that a short run overflows them too
+        monkeypatch.setattr(pushdown, "_SHAPES", 1_000)
+        monkeypatch.setattr(pushdown, "_RECENT", 500)
+    PushDown, _SHAPES, _RECENT = pushdown.PushDown, pushdown._SHAPES, pushdown._RECENT  # noqa: N806, SLF001
 
     pd = PushDown.from_rules(load_rules([], [], builtin=True), defer=False)
     feeder = pd.line_feeder(Normalizer("auditd-manager", HOST, pd.normalizer_keep))
-    for i in range(300_000):
+    for i in range(n):
         line = (
             f"type=SYSCALL msg=audit(1700000000.000:{i}): arch=c000003e syscall=59 success=yes exit=0 a0=0 a1=0 "
             f'a2=0 a3=0 items=0 ppid=1 pid={i} comm="c{i}" exe="/x"'

@@ -231,3 +231,22 @@ def test_rotated_set_in_any_order_gives_the_same_alerts(corpus, raw_runs, tmp_pa
     alerts = [orjson.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
     whole = alert_docs(raw_runs[0])
     assert sorted(a["kibana.alert.uuid"] for a in alerts) == sorted(a["kibana.alert.uuid"] for a in whole)
+
+
+def test_elasticsearch_hits_are_unwrapped_and_keep_their_ids(tmp_path):
+    from click.testing import CliRunner
+
+    from auditeql.cli import main
+
+    rule = tmp_path / "r.toml"
+    rule.write_text('[rule]\nrule_id = "hit-rule"\nname = "n"\ndescription = "x"\ntype = "eql"\nlanguage = "eql"\n'
+                    'risk_score = 5\nseverity = "low"\nquery = "process where process.name == \\"cron\\""\n')
+    hit = {"_index": ".ds-logs-auditd_manager.auditd-default-2026.11.29-000001", "_id": "Xy12", "_score": None,
+           "_source": {"@timestamp": "2026-11-29T14:00:00Z", "event": {"category": ["process"]}, "process": {"name": "cron"}}}
+    data = tmp_path / "hits.ndjson"
+    data.write_text(json.dumps(hit) + "\n")
+    result = CliRunner().invoke(main, ["scan", "--no-builtin", "--rule", str(rule), "--no-store", "--format", "ndjson", str(data)])
+    assert result.exit_code == 1, result.output
+    [alert] = [orjson.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert alert["kibana.alert.ancestors"] == [{"id": "Xy12", "index": hit["_index"], "type": "event", "depth": 0}]
+    assert "_source" not in alert and "_id" not in alert and alert["process"]["name"] == "cron"

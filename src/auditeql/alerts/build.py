@@ -331,49 +331,39 @@ def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = out
-        *parents, leaf = path.split(".")
-        ok = True
-        for p in parents:
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):
-                ok = False
-                break
-            node = child
-        if ok:
-            node[leaf] = value
-    return out
-
-
 def _intersection(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Kibana's shell source: only field values common to every building block (arrays intersected).
 
-    Nested source fields are compared leaf by leaf; the dotted ``kibana.alert.original_event.*``
-    keys at the top level are compared as they are.
+    Objects are intersected key by key, recursively; arrays keep the elements present in every
+    building block (in the first one's order); other values are kept when all are equal. The
+    dotted ``kibana.alert.original_event.*`` keys at the top level are compared as they are.
     """
-    nested = [{k: v for k, v in p.items() if not k.startswith("kibana.")} for p in parts]
-    dotted = [{k: v for k, v in p.items() if k.startswith("kibana.")} for p in parts]
-    out = _unflatten(_common_values([_flatten(n) for n in nested]))
-    out.update(_common_values(dotted))
-    return out
+    out = _common_value(list(parts))
+    return out if isinstance(out, dict) else {}
 
 
-def _common_values(flats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    common: dict[str, Any] = {}
-    for key, value in flats[0].items():
-        others = [f.get(key, _ABSENT) for f in flats[1:]]
-        if any(o is _ABSENT for o in others):
-            continue
-        if isinstance(value, list):
-            keep = [x for x in value if all(isinstance(o, list) and x in o for o in others)]
-            if keep:
-                common[key] = keep
-        elif all(o == value for o in others):
-            common[key] = copy.deepcopy(value)
-    return common
+def _common_value(vals: list[Any]) -> Any:
+    head = vals[0]
+    if isinstance(head, Mapping):
+        if not all(isinstance(v, Mapping) for v in vals[1:]):
+            return _ABSENT
+        out: dict[str, Any] = {}
+        for key, value in head.items():
+            others = [v.get(key, _ABSENT) for v in vals[1:]]
+            if any(o is _ABSENT for o in others):
+                continue
+            common = _common_value([value, *others])
+            if common is not _ABSENT:
+                out[key] = common
+        return out if out or not head else _ABSENT
+    if isinstance(head, list):
+        if not all(isinstance(v, list) for v in vals[1:]):
+            return _ABSENT
+        keep = [x for x in head if all(x in o for o in vals[1:])]
+        return copy.deepcopy(keep) if keep else _ABSENT
+    if all(v == head for v in vals[1:]):
+        return head
+    return _ABSENT
 
 
 _ABSENT = object()

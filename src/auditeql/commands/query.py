@@ -45,8 +45,21 @@ def line_prefilter(plan: Plan) -> Callable[[bytes], bool] | None:
     return combine_line_filters([f.line_filter for f in plan_filters(plan)])
 
 
+def line_needles(plan: Plan) -> tuple[bytes, ...] | None:
+    """Strings one of which every line that can matter holds (``None`` = unknown)."""
+    out: set[bytes] = set()
+    for f in plan_filters(plan):
+        if f.literals is None:
+            return None
+        out.update(lit.encode("utf-8") for lit in f.literals)
+    return tuple(sorted(out))
+
+
 def iter_input(
-    paths: Iterable[str], may_match: Callable[[bytes], bool] | None, stats: NdjsonStats
+    paths: Iterable[str],
+    may_match: Callable[[bytes], bool] | None,
+    stats: NdjsonStats,
+    needles: tuple[bytes, ...] | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes | None]]:
     """``(document, raw line or None)`` from the inputs.
 
@@ -59,7 +72,7 @@ def iter_input(
     paths = list(paths)
     kinds = [input_kind(p) for p in paths]
     if "audit" not in kinds:
-        yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter)
+        yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles)
         return
     # raw audit logs (auto-detected) are normalized to Auditd Manager documents; consecutive raw
     # files share one normalizer so that a rotated set reads as one stream
@@ -142,6 +155,7 @@ def query(
 
     out = sys.stdout.buffer
     prefilter = line_prefilter(plan)
+    needles = line_needles(plan)
     # Documents are acyclic JSON trees freed by reference counting; the cycle collector would
     # only re-scan the retained matches over and over.
     gc.disable()
@@ -150,7 +164,7 @@ def query(
         raw_of: dict[int, bytes | None] = {}
 
         def matching() -> Iterator[dict[str, Any]]:
-            for doc, line in iter_input(paths, prefilter, stats):
+            for doc, line in iter_input(paths, prefilter, stats, needles):
                 if pred(doc):
                     raw_of[id(doc)] = line
                     yield doc
@@ -166,7 +180,7 @@ def query(
         preds = [f.predicate for f in filters]
 
         def relevant() -> Iterator[dict[str, Any]]:
-            for doc, _line in iter_input(paths, prefilter, stats):
+            for doc, _line in iter_input(paths, prefilter, stats, needles):
                 for p in preds:
                     if p(doc):
                         yield doc

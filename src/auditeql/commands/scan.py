@@ -111,7 +111,7 @@ def scan(
                 skipped_early += 1
                 context.observe_deferred(doc)  # an event push-down skipped; see rules/pushdown.py
                 continue
-            replayer.feed(filler(doc))
+            replayer.feed(filler(_unwrap_hit(doc)))
     except _InputError as exc:
         _fail(str(exc))
     for err in stats.get("file_errors", []):
@@ -136,7 +136,8 @@ def scan(
                 new = store.add(result.alerts)
                 where = store.path
         except StoreError as exc:
-            _fail(str(exc))
+            # detection comes first: the alerts still go to the output below (issue 9)
+            click.echo(f"auditeql scan: error: {exc}; the alerts below were NOT stored", err=True)
     _emit(result.alerts, fmt, output)
     if not quiet:
         groups = sum(1 for a in result.alerts if a.get("kibana.alert.group.id") in (None, a["kibana.alert.uuid"]))
@@ -222,6 +223,21 @@ def _pushdown(rules: Any) -> Any:
 
     pd = PushDown.from_rules(rules, defer=True)
     return pd if pd.active else None
+
+
+def _unwrap_hit(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An Elasticsearch hit (``{"_index", "_id", "_source"}``, as exports of a search give) -> its source.
+
+    ``_id`` and ``_index`` are kept beside the fields: alert ids are built from them, as Kibana does.
+    """
+    src = doc.get("_source")
+    if src.__class__ is not dict or ("_id" not in doc and "_index" not in doc):
+        return doc
+    out = dict(src)
+    for key in ("_id", "_index"):
+        if key in doc:
+            out[key] = doc[key]
+    return out
 
 
 class _HostFiller:

@@ -176,7 +176,8 @@ def watch(source: str, rule_files: tuple[str, ...], rule_dirs: tuple[str, ...], 
         try:
             store = AlertStore(store_path)
         except StoreError as exc:
-            _fail(str(exc))
+            # detection comes first: alert to the outputs without a store (issue 9)
+            _say(f"error: {exc}; alerts will NOT be stored (they still go to the outputs)")
 
     out_fh = None
     if output:

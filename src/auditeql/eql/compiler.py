@@ -37,7 +37,6 @@ from .matchers import (
     range_test,
     regex_test,
     term_test,
-    term_test_ci,
     wildcard_test,
 )
 from .prefilter import filter_literals, filter_needs, line_filter_of
@@ -111,9 +110,6 @@ def make_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
         return node
 
     return getn
-
-
-_SCALARS = (str, int, float, bool)
 
 
 def any_value(path: str, test: Test, str_test: Callable[[str], bool] | None = None) -> Predicate:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .javatypes import ascii_lower, is_number, java_str
+from .javatypes import ascii_lower, java_str
 from .lucene_regex import LuceneRegex
 
 Test = Callable[[Any], bool]
@@ -69,21 +69,6 @@ def term_test(x: Any) -> Test:
         return False
 
     return test_num
-
-
-def term_test_ci(x: Any) -> Test:
-    """``term`` with ``case_insensitive``: ASCII folding for strings, plain equality otherwise."""
-    if not isinstance(x, str):
-        return term_test(x)
-    low = ascii_lower(x)
-    exact = term_test(x)
-
-    def test(v: Any) -> bool:
-        if v.__class__ is str:
-            return v == x or ascii_lower(v) == low
-        return exact(v)
-
-    return test
 
 
 _RANGE_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

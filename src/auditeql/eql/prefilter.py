@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 from . import ast
 from .lucene_regex import LuceneRegex
@@ -273,5 +273,3 @@ def combine_line_filters(filters: list[LineFilter | None]) -> LineFilter | None:
 
     return any_filter
 
-
-Union  # noqa: B018 - typing re-export kept for readers of Need

@@ -10,7 +10,6 @@ exactly as they were read.
 from __future__ import annotations
 
 import gzip
-import io
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -55,7 +54,9 @@ def open_binary(path: str) -> IO[bytes]:
     magic = fh.read(2)
     fh.seek(0)
     if magic == b"\x1f\x8b":
-        return io.BufferedReader(gzip.GzipFile(fileobj=fh))  # type: ignore[arg-type]
+        fh.close()
+        # GzipFile itself (not wrapped): its read1 keeps what was read before a truncation
+        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]
     return fh
 
 
@@ -88,6 +89,112 @@ def iter_lines(
                 fh.close()
 
 
+#: Bytes read at a time by :func:`iter_candidate_lines`.
+CHUNK_BYTES = 4 << 20
+#: A chunk whose candidate lines exceed this share switches the file to line-by-line reading.
+CHUNK_MAX_SHARE = 0.3
+
+
+def iter_candidate_lines(
+    paths: Iterable[str],
+    needles: tuple[bytes, ...],
+    report: Reporter = stderr_reporter,
+    stats: NdjsonStats | None = None,
+) -> Iterator[tuple[str, int, bytes]]:
+    """Like :func:`iter_lines`, but only lines holding one of ``needles`` (or a ``\\u`` escape).
+
+    The search runs over whole 4 MiB chunks at C speed, so lines that cannot matter are never
+    touched one by one. It is exact: every line that contains a needle or a ``\\u`` escape is
+    yielded. Each chunk is first checked to consist only of ``{…}`` lines (three byte counts);
+    a chunk that does not (blank lines, CRLF, damage) is handed out line by line instead, so
+    bad lines are still reported. When needles turn out to be common (more than
+    :data:`CHUNK_MAX_SHARE` of a chunk's lines), the rest of that input is read line by line.
+    """
+    st = stats if stats is not None else NdjsonStats()
+    guard = b"\\u"
+    for path in paths:
+        try:
+            fh = open_binary(path)
+        except OSError as exc:
+            st.bad_files += 1
+            report(f"{_display(path)}: cannot read: {exc.strerror or exc}")
+            continue
+        lineno = 0  # lines fully handed out so far
+        carry = b""
+        chunked = True
+        try:
+            while True:
+                block, error = _read_chunk(fh)
+                if not block:
+                    if carry:
+                        yield from _lines_of(path, lineno, carry + b"\n", st)
+                        lineno += 1
+                    if error is not None:
+                        st.bad_files += 1
+                        report(f"{_display(path)}:{lineno + 1}: input ends early ({error}); the lines before were used")
+                    break
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                chunk, carry = data[:cut], data[cut:]
+                n = chunk.count(b"\n")
+                shaped = chunk[:1] == b"{" and chunk.count(b"}\n") == n and chunk.count(b"\n{") == n - 1
+                if not chunked or not shaped:
+                    yield from _lines_of(path, lineno, chunk, st)
+                    lineno += n
+                    continue
+                starts: set[int] = set()
+                find = chunk.find
+                for needle in (*needles, guard):
+                    i = find(needle)
+                    while i != -1:
+                        starts.add(chunk.rfind(b"\n", 0, i) + 1)
+                        i = find(needle, find(b"\n", i))
+                st.lines += n
+                st.skipped_by_literals += n - len(starts)
+                if len(starts) > n * CHUNK_MAX_SHARE:
+                    chunked = False
+                pos, line_at = 0, lineno
+                for start in sorted(starts):
+                    line_at += chunk.count(b"\n", pos, start)
+                    pos = start
+                    yield path, line_at + 1, chunk[start : find(b"\n", start) + 1]
+                lineno += n
+        finally:
+            if path != "-":
+                fh.close()
+
+
+def _read_chunk(fh: IO[bytes]) -> tuple[bytes, BaseException | None]:
+    """Up to :data:`CHUNK_BYTES`; on a read error, what was read before it and the error."""
+    parts: list[bytes] = []
+    size = 0
+    read = getattr(fh, "read1", fh.read)
+    try:
+        while size < CHUNK_BYTES:
+            b = read(CHUNK_BYTES - size)
+            if not b:
+                break
+            parts.append(b)
+            size += len(b)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
+
+
+def _lines_of(path: str, lineno: int, chunk: bytes, st: NdjsonStats) -> Iterator[tuple[str, int, bytes]]:
+    """The lines of a newline-terminated chunk, numbered from ``lineno + 1`` (blank ones skipped)."""
+    lines = chunk.split(b"\n")
+    lines.pop()  # after the final newline
+    for i, line in enumerate(lines, lineno + 1):
+        st.lines += 1
+        if not line or line.isspace():
+            continue
+        yield path, i, line + b"\n"
+
+
 def parse_line(path: str, lineno: int, line: bytes, report: Reporter) -> dict[str, Any] | None:
     """The JSON object on ``line``, or ``None`` (reported) when it is not one."""
     try:
@@ -112,6 +219,7 @@ def read_ndjson_raw(
     report: Reporter = stderr_reporter,
     stats: NdjsonStats | None = None,
     adaptive: bool = True,
+    needles: tuple[bytes, ...] | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """``(document, raw_line)`` pairs; lines for which ``may_match`` is false are not parsed.
 
@@ -127,7 +235,8 @@ def read_ndjson_raw(
     probe_n = probe_pass = 0
     t_test = t_parse = 0.0
     clock = time.perf_counter
-    for path, lineno, line in iter_lines(paths, report, st):
+    source = iter_candidate_lines(paths, needles, report, st) if needles else iter_lines(paths, report, st)
+    for path, lineno, line in source:
         if probing:
             t0 = clock()
             ok = test(line)  # type: ignore[misc]
