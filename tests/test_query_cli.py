@@ -196,3 +196,46 @@ def test_seed_rule_on_the_real_recording(tmp_path: Path) -> None:
     for row in rows:
         assert row["join_keys"][0] == "h1"
         assert [e["event"]["category"] for e in row["events"]] == [["process"], ["process"], ["network"]]
+
+
+def test_closed_pipe_ends_quietly(events_file: Path) -> None:
+    big = events_file.parent / "big.ndjson"
+    write_ndjson(big, [ev(i, i) for i in range(20000)])
+    p = subprocess.run(
+        f"{sys.executable} -m auditeql.cli query --size 100000 'process where true' {big} | head -n 1",
+        shell=True, capture_output=True, timeout=120,
+    )
+    assert p.stdout.count(b"\n") == 1
+    assert b"Traceback" not in p.stderr and b"BrokenPipe" not in p.stderr
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 1000, 1 << 22])
+def test_chunked_needle_search_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int) -> None:
+    """Candidate lines = exactly the lines holding a needle or a \\u escape, with their numbers."""
+    from auditeql.sources import ndjson
+
+    monkeypatch.setattr(ndjson, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(ndjson, "CHUNK_MAX_SHARE", 1.0)
+    lines = []
+    for i in range(300):
+        name = "needle" if i % 37 == 0 else ("caf\\u00e9" if i % 53 == 0 else f"n{i}")
+        lines.append(b'{"i": %d, "name": "%s"}\n' % (i, name.encode()))
+    f = tmp_path / "c.ndjson"
+    f.write_bytes(b"".join(lines)[:-1])  # no final newline
+    got = [(n, line) for _p, n, line in ndjson.iter_candidate_lines([str(f)], (b'"needle"',))]
+    want = [(i + 1, line) for i, line in enumerate(lines) if b'"needle"' in line or b"\\u" in line]
+    want.append((300, lines[-1]))  # an unterminated last line is always handed out (and parsed)
+    assert got == want
+
+
+def test_chunk_with_a_damaged_line_is_read_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditeql.sources import ndjson
+
+    f = tmp_path / "d.ndjson"
+    f.write_bytes(b'{"a": "x"}\n{"a": "trunc\n{"a": "needle"}\n')
+    got = [n for _p, n, _l in ndjson.iter_candidate_lines([str(f)], (b'"needle"',))]
+    assert got == [1, 2, 3]  # the damaged chunk is handed out whole, so line 2 gets reported
+    msgs: list[str] = []
+    docs = list(ndjson.read_ndjson_raw([str(f)], needles=(b'"needle"',), report=msgs.append))
+    assert [d["a"] for d, _ in docs] == ["x", "needle"]
+    assert len(msgs) == 1 and ":2:" in msgs[0]

@@ -233,7 +233,7 @@ def documents(draw: Any) -> dict:
     return doc
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conditions, st.lists(documents(), min_size=1, max_size=6))
 def test_compiled_predicate_agrees_with_reference(cond: ast.Expr, docs: list[dict]) -> None:
     plan = compile_query(ast.EventQuery(ast.EventFilter(None, cond)))
@@ -241,7 +241,7 @@ def test_compiled_predicate_agrees_with_reference(cond: ast.Expr, docs: list[dic
         assert plan.filter.predicate(doc) == ref(cond, doc), (to_text(cond), doc)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conditions, st.lists(documents(), min_size=1, max_size=4))
 def test_pushdown_literals_never_drop_a_match(cond: ast.Expr, docs: list[dict]) -> None:
     """A document the predicate matches always contains one of the filter's literals."""

@@ -156,24 +156,31 @@ def _new_event(records: list[AuditRecord], main: AuditRecord, rd: RecordData, sp
         ev.warnings.append(rd.error)
         ev.result = ""
         return ev
-    values = dict(rd.values)
-    ev.result = values.pop("result", "unknown")
-    ses = values.pop("ses", None)
+    values = rd.values  # shared (memoised): read only
+    ev.result = values.get("result", "unknown")
+    ses = values.get("ses")
     if ses is not None:
         ev.session = ses
     ev.actor_primary = values.get("auid", "")
     ev.actor_secondary = values.get("uid", "")
     ev.tags = rd.tags
-    data = ev.data
-    ids = ev.user_ids
-    for key, value in values.items():
-        tail = key[-3:]
-        if tail == "uid" or tail == "gid":
-            ids[key] = value
-        elif key[:5] == "subj_":
-            ev.selinux[key[5:]] = value
-        else:
-            data[key] = value
+    split = rd.split
+    if split is None:
+        ids: dict[str, str] = {}
+        selinux: dict[str, str] = {}
+        data: dict[str, str] = {}
+        for key, value in values.items():
+            tail = key[-3:]
+            if tail == "uid" or tail == "gid":
+                ids[key] = value
+            elif key[:5] == "subj_":
+                selinux[key[5:]] = value
+            elif key != "result" and key != "ses":
+                data[key] = value
+        split = rd.split = (ids, selinux, data)
+    ev.user_ids = dict(split[0])
+    ev.selinux = dict(split[1])
+    ev.data = dict(split[2])
     return ev
 
 

@@ -354,9 +354,8 @@ def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
                 addr["address"] = addr.pop("path")
             if "port" in addr:
                 addr["port"] = _long(addr["port"])
-    for key in _AM_LONG_DATA:
-        if key in data:
-            data[key] = _long(data[key])
+    for key in _AM_LONG_DATA.intersection(data):
+        data[key] = _long(data[key])
     socket = data.get("socket")
     if isinstance(socket, dict) and "port" in socket:
         socket["port"] = _long(socket["port"])
@@ -381,20 +380,18 @@ def to_auditd_manager(doc: dict[str, Any]) -> dict[str, Any]:
     paths = auditd.get("paths")
     if paths:
         auditd["paths"] = [_clean_flat(p) for p in paths]
-    if "file" in auditd:
-        auditd["file"] = _clean(auditd["file"])
-    if "user" in auditd:
-        auditd["user"] = _clean(auditd["user"])
-    for key in ("user", "auditd", "file"):
-        sub = doc.get(key)
-        if sub is not None and not sub:
-            del doc[key]
-    if isinstance(user, dict) and user:
-        cleaned = _clean(user)
-        if cleaned:
-            doc["user"] = cleaned
-        else:
-            del doc["user"]
+    # user ids and names are never empty (empty record values are dropped, names set only when
+    # found); only the SELinux context parts can be
+    for holder in (auditd.get("file"), auditd.get("user")):
+        if holder is not None and "selinux" in holder:
+            selinux = _clean_flat(holder["selinux"])
+            if selinux:
+                holder["selinux"] = selinux
+            else:
+                del holder["selinux"]
+    for holder, key in ((auditd, "file"), (auditd, "user"), (doc, "user"), (doc, "file")):
+        if key in holder and not holder[key]:
+            del holder[key]
     doc["tags"] = [t for t in doc["tags"] if t]
     return doc
 

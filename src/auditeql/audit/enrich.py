@@ -36,6 +36,8 @@ class RecordData:
     raw: dict[str, str] = field(default_factory=dict)
     tags: list[str] | None = None
     error: str | None = None
+    #: coalesce's split of ``values`` (ids / SELinux / data), memoised with the record
+    split: tuple[dict[str, str], dict[str, str], dict[str, str]] | None = None
 
 
 def decode_hex(raw: str) -> bytes | None:

@@ -20,13 +20,14 @@ import click
 @click.option("--flavor", type=click.Choice(["auditbeat", "auditd-manager"]), default="auditbeat", show_default=True, help="ECS shape for raw audit logs.")
 @click.option("--host-id", default=None, help="host.id for raw audit logs (default: this machine's).")
 @click.option("--host-name", default=None, help="host.name for raw audit logs (default: this machine's).")
+@click.option("--via", type=click.Choice(["auto", "duckdb", "python"]), default="auto", show_default=True, help="Who parses ECS NDJSON: DuckDB (fast, auto when installed) or Python. Raw audit logs always go through the Python normalizer.")
 @click.option("--batch-rows", default=65536, show_default=True, type=click.IntRange(1, None), help="Rows per Parquet row group batch.")
-def convert(paths: tuple[str, ...], target: str, output: str | None, flavor: str, host_id: str | None, host_name: str | None, batch_rows: int) -> None:
+def convert(paths: tuple[str, ...], target: str, output: str | None, flavor: str, host_id: str | None, host_name: str | None, via: str, batch_rows: int) -> None:
     try:
         from auditeql.scale.parquet import write_parquet
     except ImportError as exc:  # pragma: no cover - pyarrow is an extra
         raise click.ClickException(f"{exc}; install the extra: pip install 'auditeql[duckdb]'") from None
-    from auditeql.scale.inputs import documents
+    from auditeql.scale.inputs import classify, documents
 
     out = output or _default_output(paths)
     if os.path.abspath(out) in {os.path.abspath(p) for p in paths}:
@@ -34,12 +35,30 @@ def convert(paths: tuple[str, ...], target: str, output: str | None, flavor: str
     from auditeql.sources.files import InputError
 
     try:
+        if via != "python" and "-" not in paths and host_id is None and host_name is None and _duckdb_ok(via):
+            inputs = classify(paths)
+            if inputs.ndjson and not inputs.other and not inputs.parquet:
+                from auditeql.scale.parquet import convert_ndjson_with_duckdb
+
+                n = convert_ndjson_with_duckdb(list(inputs.ndjson), out)
+                click.echo(f"wrote {n} events to {out}", err=True)
+                return
         n = write_parquet(documents(paths, flavor=flavor, host_id=host_id, host_name=host_name), out, batch_rows=batch_rows)
     except (InputError, OSError, ValueError) as exc:
         if os.path.exists(out):
             os.unlink(out)  # never leave a truncated file that looks like a conversion
         raise click.ClickException(f"{exc}; nothing written") from None
     click.echo(f"wrote {n} events to {out}", err=True)
+
+
+def _duckdb_ok(via: str) -> bool:
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        if via == "duckdb":
+            raise click.ClickException("--via duckdb needs DuckDB: pip install 'auditeql[duckdb]'") from None
+        return False
+    return True
 
 
 def _default_output(paths: tuple[str, ...]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -151,14 +152,50 @@ def query(
     paths = list(files) or ["-"]
     stats = NdjsonStats()
     run_stats: dict[str, Any] = {}
-    from auditeql.engine import run_batch
-
-    out = sys.stdout.buffer
     prefilter = line_prefilter(plan)
     needles = line_needles(plan)
     # Documents are acyclic JSON trees freed by reference counting; the cycle collector would
     # only re-scan the retained matches over and over.
+    gc_was_enabled = gc.isenabled()
     gc.disable()
+    try:
+        _run(plan, paths, options, prefilter, needles, stats, run_stats)
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, like other Unix tools
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        sys.exit(0)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    no_ts = run_stats.get("no_timestamp", 0)
+    if no_ts and not isinstance(plan, SamplePlan):
+        click.echo(
+            f"auditeql: {no_ts} matching document(s) had no usable [{timestamp_field}] and were not placed in time "
+            "(use --timestamp-field to choose another field)",
+            err=True,
+        )
+    if stats.bad_lines:
+        click.echo(f"auditeql: {stats.bad_lines} unreadable line(s) skipped (see messages above)", err=True)
+    if stats.bad_files:
+        sys.exit(1)
+
+
+def _run(
+    plan: Plan,
+    paths: list[str],
+    options: QueryOptions,
+    prefilter: Callable[[bytes], bool] | None,
+    needles: tuple[bytes, ...] | None,
+    stats: NdjsonStats,
+    run_stats: dict[str, Any],
+) -> None:
+    """Read, match and print: event documents as read, or sample/sequence records."""
+    from auditeql.engine import run_batch
+
+    out = sys.stdout.buffer
     if isinstance(plan, EventPlan):
         pred = plan.filter.predicate
         raw_of: dict[int, bytes | None] = {}
@@ -176,8 +213,7 @@ def query(
             line = raw_of.get(id(doc))
             out.write(line.rstrip(b"\r\n") + b"\n" if line is not None else orjson.dumps(doc) + b"\n")
     else:
-        filters = plan_filters(plan)
-        preds = [f.predicate for f in filters]
+        preds = [f.predicate for f in plan_filters(plan)]
 
         def relevant() -> Iterator[dict[str, Any]]:
             for doc, _line in iter_input(paths, prefilter, stats, needles):
@@ -194,14 +230,3 @@ def query(
             }
             out.write(orjson.dumps(record, default=_default) + b"\n")
     out.flush()
-    no_ts = run_stats.get("no_timestamp", 0)
-    if no_ts and not isinstance(plan, SamplePlan):
-        click.echo(
-            f"auditeql: {no_ts} matching document(s) had no usable [{timestamp_field}] and were not placed in time "
-            "(use --timestamp-field to choose another field)",
-            err=True,
-        )
-    if stats.bad_lines:
-        click.echo(f"auditeql: {stats.bad_lines} unreadable line(s) skipped (see messages above)", err=True)
-    if stats.bad_files:
-        sys.exit(1)

@@ -72,13 +72,16 @@ def _run_sequence(
     core = SequenceCore(plan, span_ns=None if plan.maxspan_ms is None else plan.maxspan_ms * 1_000_000,
                         stats=stats)
     order_key = make_order_key(options.timestamp_field, options.tiebreaker_field)
-    mask_of = core.mask
+    pred_bits = core.pred_bits
     rows: list[tuple] = []
     no_ts = 0
     total = 0
     for idx, doc in enumerate(docs):
         total += 1
-        m = mask_of(doc)
+        m = 0
+        for p, bits in pred_bits:  # each distinct predicate once
+            if p(doc):
+                m |= bits
         if m:
             k = order_key(doc, idx)
             if k is None:

@@ -66,19 +66,19 @@ def run_sample_batch(
     extractors = cache.extractors
     nslots = len(extractors)
     table: dict[tuple, list[list[int]]] = {}
-    doc_list: list[Mapping[str, Any]] = []
+    doc_list = docs if isinstance(docs, list) else list(docs)
     matched_docs = 0
+    last_hit = -1
     rng = range(nf)
-    for idx, doc in enumerate(docs):
-        doc_list.append(doc)
-        extracted: list | None = None
-        hit = False
-        for i in rng:
-            if not preds[i](doc):
+    items = tuple(enumerate(preds))
+    for idx, doc in enumerate(doc_list):
+        for i, pred in items:  # the hot loop: nothing but the predicates for most events
+            if not pred(doc):
                 continue
-            hit = True
-            if extracted is None:
-                extracted = [False] * nslots
+            if last_hit != idx:
+                last_hit = idx
+                matched_docs += 1
+                extracted: list = [False] * nslots
             s = slot_of[i]
             ks = extracted[s]
             if ks is False:
@@ -94,7 +94,6 @@ def run_sample_batch(
                 lst = lists[i]
                 if not lst or lst[-1] != idx:
                     lst.append(idx)
-        matched_docs += hit
     if stats is not None:
         stats["documents"] = len(doc_list)
         stats["matched_documents"] = matched_docs

@@ -347,7 +347,8 @@ class LineFeeder:
         self.host_id = host_fields.get("id")
         self._current: Deferred | None = None
         self._current_header: bytes | None = None
-        self._recent: OrderedDict[bytes, Deferred | None] = OrderedDict()
+        self._recent: OrderedDict[bytes, list[bytes]] = OrderedDict()
+        self._current_lines: list[bytes] = []
         self._full: OrderedDict[bytes, None] = OrderedDict()
         self.skipped_events = 0
         self.skipped_lines = 0
@@ -370,22 +371,25 @@ class LineFeeder:
         if header is None:
             return self._full_path(line, None)
         if header == self._current_header:
-            self.skipped_lines += 1
-            if self._current is not None:
-                self._current.lines.append(line)
-            return []
-        out: list[Any] = self._finish() if self._current_header is not None else []
-        if line.startswith(b"type=SYSCALL ") and header not in self._full:
-            dropped = self._try_skip(line, header)
-            if dropped:
-                return out
-        elif header in self._recent:
-            # a late record of a skipped event (records of concurrent events can interleave)
-            self.skipped_lines += 1
-            d = self._recent[header]
-            if d is not None:
-                d.lines.append(line)
+            if not _complete(self._current_lines):
+                self.skipped_lines += 1
+                self._current_lines.append(line)
+                return []
+            out: list[Any] = self._finish()  # complete: the same serial again starts a new event
+            out.extend(self._full_path(line, header))
             return out
+        out = self._finish() if self._current_header is not None else []
+        lines = self._recent.get(header)
+        if lines is not None:
+            # a late record of a skipped event (records of concurrent events can interleave); once
+            # that event was complete, the reassembler would start a new event: the full path
+            if not _complete(lines):
+                self.skipped_lines += 1
+                lines.append(line)
+                return out
+        elif line.startswith(b"type=SYSCALL ") and header not in self._full:
+            if self._try_skip(line, header):
+                return out
         out.extend(self._full_path(line, header))
         return out
 
@@ -419,7 +423,7 @@ class LineFeeder:
         if keep:
             return False
         if not self.defer:
-            self._current, self._current_header = None, header
+            self._current, self._current_header, self._current_lines = None, header, [line]
             self.skipped_events += 1
             self.skipped_lines += 1
             return True
@@ -434,7 +438,8 @@ class LineFeeder:
             name = _syscall_name(body) or ""
             is_exec = self._execs[shape] = name in _EXEC_SYSCALLS or self.pushdown.action_of(name) == "executed"
         is_exec = is_exec and not failed
-        self._current = Deferred(self.host_id, pid, time_ms, is_exec, [line], self._factory)
+        self._current_lines = [line]
+        self._current = Deferred(self.host_id, pid, time_ms, is_exec, self._current_lines, self._factory)
         self._current_header = header
         self.skipped_events += 1
         self.skipped_lines += 1
@@ -444,7 +449,7 @@ class LineFeeder:
         d, header = self._current, self._current_header
         self._current, self._current_header = None, None
         recent = self._recent
-        recent[header] = d  # type: ignore[index]
+        recent[header] = self._current_lines  # type: ignore[index]
         if len(recent) > _RECENT:
             recent.popitem(last=False)
         if d is None:
@@ -459,6 +464,21 @@ class LineFeeder:
 _SHAPE = re.compile(rb"\): arch=([0-9a-fA-F]+) syscall=(\d+)(?: .*)? comm=(\S*)")
 #: Bound on remembered decisions (comm values are attacker-chosen).
 _SHAPES = 65_536
+
+
+def _complete(lines: list[bytes]) -> bool:
+    """Would the reassembler consider the event made of ``lines`` complete (so that another record
+    with its serial starts a new event)? Asked only when such a record actually arrives."""
+    from auditeql.audit.reassembly import completes
+    from auditeql.audit.records import AuditRecord, parse_line
+
+    for line in lines:
+        if line.startswith(b"type=SYSCALL "):
+            continue
+        rec = parse_line(line)
+        if isinstance(rec, AuditRecord) and (rec.type == tables.EOE or completes(rec.type)):
+            return True
+    return False
 
 
 def _header_numbers(header: bytes) -> tuple[int, int, int]:

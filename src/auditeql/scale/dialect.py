@@ -33,6 +33,8 @@ class Dialect:
     null_safe_eq: str
     #: a one-row-per-element expansion of a list column, as a SELECT-list item aliased ``{alias}``
     explode: str
+    byte_length: str = "octet_length({x})"
+    char_length: str = "length({x})"
 
     def quote(self, value: str) -> str:
         """A SQL string literal for ``value``."""
@@ -50,8 +52,15 @@ class Dialect:
         return template.format(**parts)
 
     def ascii_lower(self, expr: str) -> str:
-        """ASCII-only lower-casing: Lucene's ``case_insensitive`` flag folds A-Z and nothing else."""
-        return f"translate({expr}, '{_UPPER}', '{_LOWER}')"
+        """ASCII-only lower-casing: Lucene's ``case_insensitive`` flag folds A-Z and nothing else.
+
+        ``lower`` folds Unicode too, so it is used only on pure-ASCII values (byte length equal
+        to character length); ``translate`` (slow, but exact) handles the rest.
+        """
+        return (
+            f"CASE WHEN {self.byte_length.format(x=expr)} = {self.char_length.format(x=expr)} "
+            f"THEN lower({expr}) ELSE translate({expr}, '{_UPPER}', '{_LOWER}') END"
+        )
 
 
 DUCKDB = Dialect(
@@ -66,6 +75,8 @@ DUCKDB = Dialect(
     regex_anchor="(?s){p}",
     null_safe_eq="({a} IS NOT DISTINCT FROM {b})",
     explode="unnest({col})",
+    byte_length="strlen({x})",
+    char_length="length({x})",
 )
 
 SPARK = Dialect(
@@ -80,6 +91,8 @@ SPARK = Dialect(
     regex_anchor="(?s)\\A(?:{p})\\z",
     null_safe_eq="({a} <=> {b})",
     explode="explode({col})",
+    byte_length="octet_length({x})",
+    char_length="char_length({x})",
 )
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DUCKDB, SPARK)}

@@ -49,6 +49,21 @@ class DuckDBBackend(Backend):
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
 
     def register_rows(self, name: str, columns: Sequence[tuple[str, str]], rows: list[tuple]) -> None:
+        if len(rows) <= 2000:
+            # a handful of rows: literal VALUES (no Arrow round trip)
+            types = {"BIGINT": "BIGINT", "TEXT": "VARCHAR"}
+            cols = ", ".join(f"CAST(NULL AS {types[t]}) AS {c}" for c, t in columns)
+            parts = [f"SELECT {cols} WHERE false"]
+            for r in rows:
+                vals = ", ".join(
+                    f"CAST({'NULL' if v is None else (self.dialect.quote(v) if isinstance(v, str) else int(v))} "
+                    f"AS {types[t]}) AS {c}"
+                    for v, (c, t) in zip(r, columns)
+                )
+                parts.append(f"SELECT {vals}")
+            self.con.execute(f"DROP VIEW IF EXISTS {name}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {' UNION ALL '.join(parts)}")
+            return
         import pyarrow as pa
 
         types = {"BIGINT": pa.int64(), "TEXT": pa.string()}

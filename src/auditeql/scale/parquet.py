@@ -188,3 +188,60 @@ def check_schema(path: str) -> None:
             f"{path}: not an auditeql Parquet file (schema {version or 'unknown'!r}, expected "
             f"{SCHEMA_VERSION!r}); convert it with `auditeql convert --to parquet`"
         )
+
+
+def convert_ndjson_with_duckdb(paths: list[str], out_path: str, *, threads: int | None = None) -> int:
+    """ECS NDJSON -> pinned-schema Parquet inside DuckDB (no Python per document).
+
+    The columns come from the same JSON extraction the DuckDB back end uses; every document whose
+    shape that extraction cannot read exactly (dotted keys, arrays of objects on a pinned path, a
+    value of another type, a timestamp in a rarer format) is written with ``_irregular = true`` —
+    the back ends then evaluate it with the Python engine — so the file answers queries exactly as
+    one written by :func:`write_parquet`. Lines that are not JSON objects are skipped, as the
+    NDJSON reader does. Returns the number of rows written.
+    """
+    import duckdb
+
+    from .dialect import DUCKDB as d
+    from .sql import _dotted_keys, _json_field, _json_path, _json_timestamp
+
+    paths_sql = "[" + ", ".join(d.quote(p) for p in paths) + "]"
+    extract = [f.path for f in PINNED_FIELDS]
+    slot = {p: i for i, p in enumerate(extract)}
+    prefixes = sorted({".".join(p.split(".")[:i]) for p in extract for i in range(1, len(p.split(".")))})
+    arr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in extract) + "]"
+    parr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in prefixes) + "]"
+    cols = []
+    bad = [f"coalesce(list_contains(json_type(_doc, {parr}), 'ARRAY'), false)"]
+    bad += [f"(instr(_doc, {d.quote(chr(34) + k + chr(34))}) > 0)" for k in _dotted_keys(extract)]
+    for f in PINNED_FIELDS:
+        value, irr = _json_field(d, f, f"_j[{slot[f.path] + 1}]")
+        if f.is_list:
+            value = f"CASE WHEN len({value}) > 0 THEN {value} END"
+        cols.append(f"{value} AS {d.ident(f.path)}")
+        bad.append(f"coalesce({irr}, false)")
+    ts, ts_bad = _json_timestamp(d, f"_j[{slot['@timestamp'] + 1}]")
+    ing, ing_bad = _json_timestamp(d, f"_j[{slot['event.ingested'] + 1}]")
+    bad += [f"coalesce({ts_bad}, false)", f"coalesce({ing_bad}, false)"]
+    select = (
+        f"SELECT CAST(_seq AS BIGINT) AS _seq, {ts} AS _ts_ns, {ing} AS _ingested_ns, "
+        f"({' OR '.join(bad)}) AS _irregular, _doc, {', '.join(cols)} "
+        f"FROM (SELECT _seq, _doc, json_extract(_doc, {arr}) AS _j FROM ("
+        f"SELECT CAST(json AS VARCHAR) AS _doc, row_number() OVER () - 1 AS _seq, json_type(json) AS _t "
+        f"FROM read_ndjson_objects({paths_sql}, ignore_errors = true)) _a WHERE _t = 'OBJECT')"
+    )
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET preserve_insertion_order = true")
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema()
+    n = 0
+    reader = con.execute(f"{select} ORDER BY _seq").fetch_record_batch(65536)
+    with pq.ParquetWriter(out_path, schema, compression="zstd") as writer:
+        for batch in reader:
+            # same column types, names and nullability as write_parquet, whatever DuckDB inferred
+            writer.write_batch(batch.select(schema.names).cast(schema))
+            n += batch.num_rows
+    return n
