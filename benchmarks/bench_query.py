@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
-    ap.add_argument("--only", default="", help="run only the filters whose name contains this")
+    ap.add_argument("--only", default="", help="comma-separated: run only filters whose name contains one")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aeq-bench-"))
     path = tmp / "auditbeat.ndjson"
@@ -160,7 +160,7 @@ def main() -> None:
         print(f"corpus: {n} documents, {size_mb:.1f} MB ({path})")
         global QUERY
         for name, query in seed_filters().items():
-            if args.only and args.only not in name:
+            if args.only and not any(o in name for o in args.only.split(",")):
                 continue
             QUERY = query
             print(f"\n[{name}] {QUERY[:110]}…")

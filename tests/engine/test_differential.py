@@ -103,10 +103,11 @@ def test_sample_batch_matches_reference(case):
 
 
 @SETTINGS
-@given(sample_case(), st.integers(0, 1))
-def test_sample_streaming_emits_valid_samples_with_reference_counts(case, shuffle_seed):
-    """In-order input, a window covering everything: per key, min(max_samples_per_key, #valid
-    samples) distinct valid samples, and exactly the keys the reference finds."""
+@given(sample_case(), st.booleans(), st.randoms(use_true_random=False))
+def test_sample_streaming_emits_valid_samples_with_reference_counts(case, shuffle, rnd):
+    """A window covering everything, in order or in any arrival order (samples ignore order):
+    per key, min(max_samples_per_key, #valid samples) distinct valid samples, and exactly the
+    keys the reference finds."""
     sets, keys, docs, per_key, _size, _tb = case
     docs = [d for d in docs if "@timestamp" in d]
     preds = [make_pred(s) for s in sets]
@@ -115,6 +116,8 @@ def test_sample_streaming_emits_valid_samples_with_reference_counts(case, shuffl
     eng = StreamingEngine(plan, QueryOptions(max_samples_per_key=per_key), window_ms=10**9, reorder_ms=0,
                           max_pending=64)
     ordered = sorted(docs, key=lambda d: (d["@timestamp"], d["_id"]))
+    if shuffle:
+        rnd.shuffle(ordered)
     got = []
     for d in ordered:
         got.extend(eng.push(d))

@@ -117,6 +117,8 @@ def _parse_line_slow(line: bytes | str) -> AuditRecord | Skip:
     cut = line.find(b"\x1d")
     if cut >= 0:
         line = line[:cut]
+        if not line.strip():
+            return Skip("not-audit")  # an ENRICHED tail without a record
     line = line.rstrip(b"\r\n")
     if _CONTROL.search(line):
         if not line.strip():

@@ -28,10 +28,18 @@ class Inputs:
         return sum(1 for x in (self.parquet, self.ndjson, self.other) if x)
 
 
+def is_uri(path: str) -> bool:
+    """``scheme://…`` paths (cluster storage), as opposed to local files."""
+    head, sep, _ = path.partition("://")
+    return bool(sep) and head.isalnum() and len(head) > 1
+
+
 def _expand(paths: Sequence[str]) -> list[str]:
     out: list[str] = []
     for p in paths:
-        if p != "-" and not os.path.exists(p) and glob.has_magic(p):
+        if is_uri(p):
+            out.append(p)
+        elif p != "-" and not os.path.exists(p) and glob.has_magic(p):
             matches = sorted(glob.glob(p))
             if not matches:
                 raise ValueError(f"{p}: no file matches this pattern")
@@ -62,6 +70,10 @@ def classify(paths: Sequence[str]) -> Inputs:
     """Group inputs by kind; raises ``ValueError`` (with advice) for unreadable paths."""
     groups: dict[str, list[str]] = {"parquet": [], "ndjson": [], "other": []}
     for p in _expand(paths):
+        if is_uri(p):
+            # remote storage (s3a://, hdfs://, abfss://…) is read by Spark itself: kind by suffix
+            groups["parquet" if p.rstrip("/").endswith(".parquet") else "ndjson"].append(p)
+            continue
         if p != "-" and not os.path.exists(p):
             raise ValueError(f"{p}: no such file")
         groups[sniff(p)].append(p)

@@ -28,7 +28,7 @@ from auditeql.eql.plan import Plan, QueryOptions, SequencePlan
 
 from .backend import Backend, DocTransform, RunStats, plan_for
 from .dialect import SPARK
-from .inputs import classify, documents
+from .inputs import classify, documents, is_uri
 from .parquet import check_schema, write_parquet
 from .sql import SqlPlan, candidate_condition
 
@@ -125,8 +125,9 @@ class SparkBackend(Backend):
             raise ValueError("mixing Parquet with other inputs in one run is not supported; convert them first")
         if inputs.parquet:
             for p in inputs.parquet:
-                check_schema(p)
-            df = self.spark.read.parquet(*[os.path.abspath(p) for p in inputs.parquet])
+                if not is_uri(p):
+                    check_schema(p)
+            df = self.spark.read.parquet(*[_abs(p) for p in inputs.parquet])
             df.select("*", "_metadata.file_path").createOrReplaceTempView("aeq_parquet")
             index = _file_index(self, inputs.parquet)
             self.create_view(
@@ -135,7 +136,7 @@ class SparkBackend(Backend):
             )
             self.parquet = True
         elif inputs.ndjson and not inputs.other:
-            df = self.spark.read.text([os.path.abspath(p) for p in inputs.ndjson])
+            df = self.spark.read.text([_abs(p) for p in inputs.ndjson])
             df.select("value", "_metadata.file_path", "_metadata.file_block_start").createOrReplaceTempView("aeq_text")
             index = _file_index(self, inputs.ndjson)
             # input order: file, then split start (MiB), then row within the split
@@ -271,11 +272,15 @@ def _key_for_sort(text: str) -> tuple:
     return tuple(out)
 
 
+def _abs(path: str) -> str:
+    return path if is_uri(path) else os.path.abspath(path)
+
+
 def _file_index(b: SparkBackend, paths: Sequence[str]) -> str:
     if len(paths) == 1:
         return "0"
     arms = " ".join(
-        f"WHEN endswith(file_path, {b.dialect.quote(os.path.abspath(p))}) THEN {i}"
+        f"WHEN endswith(file_path, {b.dialect.quote(_abs(p).split('://', 1)[-1])}) THEN {i}"
         for i, p in enumerate(paths)
     )
     return f"(CASE {arms} END)"

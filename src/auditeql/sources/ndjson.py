@@ -111,7 +111,8 @@ def iter_candidate_lines(
     :data:`CHUNK_MAX_SHARE` of a chunk's lines), the rest of that input is read line by line.
     """
     st = stats if stats is not None else NdjsonStats()
-    guard = b"\\u"
+    # An ASCII character can only be escaped as \u00XX; other text needs the wider guard.
+    guard = b"\\u00" if all(n.isascii() for n in needles) else b"\\u"
     for path in paths:
         try:
             fh = open_binary(path)
@@ -133,35 +134,52 @@ def iter_candidate_lines(
                         st.bad_files += 1
                         report(f"{_display(path)}:{lineno + 1}: input ends early ({error}); the lines before were used")
                     break
-                data = carry + block
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    carry = data
+                # The block is searched in place (no copies: memory bandwidth is the cost here).
+                # The line straddling the previous block is joined and handed out as it is.
+                first_nl = block.find(b"\n")
+                if first_nl == -1:
+                    carry += block
                     continue
-                chunk, carry = data[:cut], data[cut:]
-                n = chunk.count(b"\n")
+                if carry:
+                    joined = carry + block[: first_nl + 1]
+                    if not chunked or not joined.rstrip().endswith(b"}") or any(
+                        x in joined for x in (*needles, guard)
+                    ):
+                        yield from _lines_of(path, lineno, joined, st)
+                    else:
+                        st.lines += 1
+                        st.skipped_by_literals += 1
+                    lineno += 1
+                    begin = first_nl + 1
+                else:
+                    begin = 0
+                cut = block.rfind(b"\n") + 1
+                carry = block[cut:]
+                if begin >= cut:
+                    continue
+                n = block.count(b"\n", begin, cut)
                 # every line ends with "}": a cheap whole-chunk check that no line is truncated
-                shaped = chunk.count(b"}\n") == n
+                shaped = block.count(b"}\n", begin, cut) == n
                 if not chunked or not shaped:
-                    yield from _lines_of(path, lineno, chunk, st)
+                    yield from _lines_of(path, lineno, block[begin:cut], st)
                     lineno += n
                     continue
                 starts: set[int] = set()
-                find = chunk.find
+                find = block.find
                 for needle in (*needles, guard):
-                    i = find(needle)
+                    i = find(needle, begin, cut)
                     while i != -1:
-                        starts.add(chunk.rfind(b"\n", 0, i) + 1)
-                        i = find(needle, find(b"\n", i))
+                        starts.add(block.rfind(b"\n", begin, i) + 1 or begin)
+                        i = find(needle, find(b"\n", i, cut), cut)
                 st.lines += n
                 st.skipped_by_literals += n - len(starts)
                 if len(starts) > n * CHUNK_MAX_SHARE:
                     chunked = False
-                pos, line_at = 0, lineno
+                pos, line_at = begin, lineno
                 for start in sorted(starts):
-                    line_at += chunk.count(b"\n", pos, start)
+                    line_at += block.count(b"\n", pos, start)
                     pos = start
-                    yield path, line_at + 1, chunk[start : find(b"\n", start) + 1]
+                    yield path, line_at + 1, block[start : find(b"\n", start) + 1]
                 lineno += n
         finally:
             if path != "-":
