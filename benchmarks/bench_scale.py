@@ -91,11 +91,10 @@ def main() -> None:
     nd_path, n_docs, copies = data.ecs_ndjson(args.events)
     pq_path = nd_path.with_suffix(".parquet")
     if not pq_path.exists():
-        from auditeql.scale.parquet import write_parquet
-        from auditeql.sources.ndjson import read_ndjson
+        from auditeql.scale.parquet import convert_ndjson_with_duckdb
 
         t0 = time.perf_counter()
-        write_parquet(read_ndjson([str(nd_path)]), str(pq_path) + ".tmp")
+        convert_ndjson_with_duckdb([str(nd_path)], str(pq_path) + ".tmp")  # what `auditeql convert` does
         os.replace(str(pq_path) + ".tmp", pq_path)
         print(f"converted to Parquet in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     size = copies * 20  # room for every sample (9 per copy)

@@ -36,16 +36,32 @@ import data  # noqa: E402
 AUDITEQL = [sys.executable, "-m", "auditeql.cli"]
 
 
+SEED = HERE.parent / "src" / "auditeql" / "rules" / "builtin" / "execution_shell_via_udp_cli_utility_linux.toml"
+
+
+def soak_rule(work: Path) -> Path:
+    """The seed rule with ``max_signals`` raised: the soak feeds days of event time in minutes, and
+    watch caps alerts per rule interval like Kibana, which would hide alerts from the count."""
+    text = SEED.read_text()
+    if "max_signals = 100\n" not in text:
+        raise SystemExit(f"{SEED}: expected 'max_signals = 100'")
+    out = work / "seed-soak.toml"
+    out.write_text(text.replace("max_signals = 100\n", "max_signals = 100000\n"))
+    return out
+
+
 def per_copy_alerts(lines: list[bytes], work: Path) -> int:
     """Alert documents one copy raises, through ``watch -`` (the reference count)."""
     two = b"".join(data.replicate_audit(2, lines))
     res = subprocess.run(
         [*AUDITEQL, "watch", "--source", "-", "--no-store", "--format", "ndjson", "--health-interval", "0",
-         "--host-id", data.HOST_ID],
+         "--no-builtin", "--rule", str(work / "seed-soak.toml"), "--host-id", data.HOST_ID],
         input=two, capture_output=True, timeout=600, env={**os.environ, "XDG_STATE_HOME": str(work / "ref")},
     )
+    if res.returncode != 0:
+        raise SystemExit(f"reference watch failed: {res.stderr.decode(errors='replace')[-2000:]}")
     ids = [orjson.loads(x)["kibana.alert.uuid"] for x in res.stdout.splitlines() if x.strip()]
-    if len(ids) % 2 or len(set(ids)) != len(ids):
+    if not ids or len(ids) % 2 or len(set(ids)) != len(ids):
         raise SystemExit(f"reference run is not two equal copies ({len(ids)} alerts)")
     return len(ids) // 2
 
@@ -54,7 +70,8 @@ class Watcher:
     def __init__(self, log: Path, work: Path, out: Path) -> None:
         self.cmd = [*AUDITEQL, "watch", "--source", f"file:{log}", "--from-start", "--checkpoint", str(work / "cp.json"),
                     "--store", str(work / "alerts.db"), "--format", "ndjson", "--output", str(out),
-                    "--health-interval", "30", "--host-id", data.HOST_ID]
+                    "--health-interval", "30", "--no-builtin", "--rule", str(work / "seed-soak.toml"),
+                    "--host-id", data.HOST_ID]
         self.err = open(work / "watch.err", "ab")  # noqa: SIM115
         self.env = {**os.environ, "XDG_STATE_HOME": str(work / "xdg")}
         self.proc: subprocess.Popen | None = None
@@ -106,6 +123,7 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="auditeql-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     log, out = work / "audit.log", work / "alerts.ndjson"
+    soak_rule(work)
     per_copy = per_copy_alerts(lines, work)
     expected = per_copy * copies
     print(f"soak: {copies} copies x {events_per_copy} events = {copies * events_per_copy:,} events, "

@@ -239,3 +239,12 @@ def test_chunk_with_a_damaged_line_is_read_line_by_line(tmp_path: Path, monkeypa
     docs = list(ndjson.read_ndjson_raw([str(f)], needles=(b'"needle"',), report=msgs.append))
     assert [d["a"] for d, _ in docs] == ["x", "needle"]
     assert len(msgs) == 1 and ":2:" in msgs[0]
+
+
+def test_blank_and_crlf_lines_are_read_line_by_line(tmp_path: Path) -> None:
+    from auditeql.sources import ndjson
+
+    f = tmp_path / "b.ndjson"
+    f.write_bytes(b'\n{"a": "needle"}\r\n\n{"a": "x"}\n{"a": "needle"}\n')
+    docs = [d["a"] for d, _ in ndjson.read_ndjson_raw([str(f)], needles=(b'"needle"',), report=lambda m: None)]
+    assert docs == ["needle", "x", "needle"]  # the chunk is not all {...} lines: nothing skipped

@@ -216,3 +216,16 @@ def test_hand_made_plan_with_multi_valued_keys_streams_cartesian_product():
     got = eng.push({"_id": 2, "@timestamp": 2, "n": "y", "a": ["1", "2"], "b": ["q", "p"]})
     assert sorted(m.join_keys for m in got) == [("1", "p"), ("1", "q"), ("2", "p"), ("2", "q")]
     assert eng.stats()["keys"] == 4 and eng.stats()["matched_results"] == 4
+
+
+def test_reorder_buffer_orders_equal_timestamps_by_tiebreaker():
+    q = 'sequence [any where n == "a"] [any where n == "b"]'
+    opts = QueryOptions(tiebreaker_field="event.sequence")
+    eng = StreamingEngine(compile_text(q), opts, window_ms=MIN, reorder_ms=10)
+    push_all(eng, [{"_id": 2, "@timestamp": 100, "n": "b", "event": {"sequence": 2}},
+                   {"_id": 1, "@timestamp": 100, "n": "a", "event": {"sequence": 1}}])
+    assert ids(eng.flush()) == [[1, 2]]
+    eng = StreamingEngine(compile_text(q), opts, window_ms=MIN, reorder_ms=10)
+    push_all(eng, [{"_id": 1, "@timestamp": 100, "n": "a"},  # null tiebreaker sorts last
+                   {"_id": 2, "@timestamp": 100, "n": "b", "event": {"sequence": 2}}])
+    assert ids(eng.flush()) == []

@@ -19,9 +19,9 @@ from auditeql.eql.plan import QueryOptions
 import pytest
 
 MILLION = 1_000_000
-#: Default runs use 100k fresh keys against caps of 5k (the cap-to-churn ratio is what matters);
+#: Default runs use 50k fresh keys against caps of 5k (the cap-to-churn ratio is what matters);
 #: the slow variants (pytest -m slow) push the full million.
-CHURN = [pytest.param(100_000, id="100k"), pytest.param(MILLION, id="1M", marks=pytest.mark.slow)]
+CHURN = [pytest.param(50_000, id="50k"), pytest.param(MILLION, id="1M", marks=pytest.mark.slow)]
 HOST = HostInfo.detect(host_id="bounded-host", host_name="bounded")
 
 SAMPLE = """sample by host.id, process.pid

@@ -19,7 +19,7 @@ def test_seed_rule_is_sql_exact_except_ipv6_cidr() -> None:
         # filters 1 and 2 entirely SQL; the third leaves IPv6 destinations to Python
         assert exact == [True, True, False]
         f3 = sp.filters[2].bounds
-        assert "instr(" in f3.hi and "instr(" not in f3.lo
+        assert "instr(" in f3.lo and "instr(" not in f3.hi  # `not cidrmatch` swaps the bounds
         assert sp.nkeys == 3
 
 
@@ -56,7 +56,7 @@ def test_quoting_per_dialect() -> None:
 def test_relation_reads_pinned_columns_from_parquet_and_json_otherwise() -> None:
     sp = compile_sql(compile_query('process where custom.tag == "a" and process.name == "x"'), "duckdb")
     prep, rel = relation_sql(sp, "aeq_src", parquet=True)
-    assert prep is not None and '$."custom"."tag"' in prep and "process.name" not in prep
+    assert prep is not None and '$."custom"."tag"' in prep and '$."process"' not in prep
     prep_nd, _ = relation_sql(sp, "aeq_src", parquet=False)
     assert '$."process"."name"' in prep_nd
     # only pinned fields and @timestamp: no JSON parsing of Parquet rows at all

@@ -17,7 +17,7 @@ import click
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--to", "target", type=click.Choice(["parquet"]), default="parquet", show_default=True, help="Output format.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None, help="Output file (default: first input's name with .parquet).")
-@click.option("--flavor", type=click.Choice(["auditbeat", "auditd-manager"]), default="auditbeat", show_default=True, help="ECS shape for raw audit logs.")
+@click.option("--flavor", type=click.Choice(["auditd-manager", "auditbeat"]), default="auditd-manager", show_default=True, help="ECS shape for raw audit logs (as `scan`).")
 @click.option("--host-id", default=None, help="host.id for raw audit logs (default: this machine's).")
 @click.option("--host-name", default=None, help="host.name for raw audit logs (default: this machine's).")
 @click.option("--via", type=click.Choice(["auto", "duckdb", "python"]), default="auto", show_default=True, help="Who parses ECS NDJSON: DuckDB (fast, auto when installed) or Python. Raw audit logs always go through the Python normalizer.")

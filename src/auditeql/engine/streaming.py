@@ -27,10 +27,10 @@ full, the oldest event is processed early); every eviction is counted in :meth:`
 from __future__ import annotations
 
 import heapq
-
-import orjson
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from auditeql.engine.match import Match
 from auditeql.engine.ordering import doc_timestamp_ns, make_tiebreaker

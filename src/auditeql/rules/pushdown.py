@@ -347,8 +347,8 @@ class LineFeeder:
         self.host_id = host_fields.get("id")
         self._current: Deferred | None = None
         self._current_header: bytes | None = None
-        self._recent: OrderedDict[bytes, list[bytes]] = OrderedDict()
-        self._current_lines: list[bytes] = []
+        self._recent: OrderedDict[bytes, _Skipped] = OrderedDict()
+        self._current_state = _Skipped([])
         self._full: OrderedDict[bytes, None] = OrderedDict()
         self.skipped_events = 0
         self.skipped_lines = 0
@@ -371,21 +371,22 @@ class LineFeeder:
         if header is None:
             return self._full_path(line, None)
         if header == self._current_header:
-            if not _complete(self._current_lines):
+            state = self._current_state
+            if not state.complete:
                 self.skipped_lines += 1
-                self._current_lines.append(line)
+                state.add(line)
                 return []
             out: list[Any] = self._finish()  # complete: the same serial again starts a new event
             out.extend(self._full_path(line, header))
             return out
         out = self._finish() if self._current_header is not None else []
-        lines = self._recent.get(header)
-        if lines is not None:
+        state = self._recent.get(header)
+        if state is not None:
             # a late record of a skipped event (records of concurrent events can interleave); once
             # that event was complete, the reassembler would start a new event: the full path
-            if not _complete(lines):
+            if not state.complete:
                 self.skipped_lines += 1
-                lines.append(line)
+                state.add(line)
                 return out
         elif line.startswith(b"type=SYSCALL ") and header not in self._full:
             if self._try_skip(line, header):
@@ -423,7 +424,7 @@ class LineFeeder:
         if keep:
             return False
         if not self.defer:
-            self._current, self._current_header, self._current_lines = None, header, [line]
+            self._current, self._current_header, self._current_state = None, header, _Skipped([line])
             self.skipped_events += 1
             self.skipped_lines += 1
             return True
@@ -438,8 +439,8 @@ class LineFeeder:
             name = _syscall_name(body) or ""
             is_exec = self._execs[shape] = name in _EXEC_SYSCALLS or self.pushdown.action_of(name) == "executed"
         is_exec = is_exec and not failed
-        self._current_lines = [line]
-        self._current = Deferred(self.host_id, pid, time_ms, is_exec, self._current_lines, self._factory)
+        self._current_state = _Skipped([line])
+        self._current = Deferred(self.host_id, pid, time_ms, is_exec, self._current_state.lines, self._factory)
         self._current_header = header
         self.skipped_events += 1
         self.skipped_lines += 1
@@ -449,7 +450,7 @@ class LineFeeder:
         d, header = self._current, self._current_header
         self._current, self._current_header = None, None
         recent = self._recent
-        recent[header] = self._current_lines  # type: ignore[index]
+        recent[header] = self._current_state  # type: ignore[index]
         if len(recent) > _RECENT:
             recent.popitem(last=False)
         if d is None:
@@ -466,19 +467,54 @@ _SHAPE = re.compile(rb"\): arch=([0-9a-fA-F]+) syscall=(\d+)(?: .*)? comm=(\S*)"
 _SHAPES = 65_536
 
 
-def _complete(lines: list[bytes]) -> bool:
-    """Would the reassembler consider the event made of ``lines`` complete (so that another record
-    with its serial starts a new event)? Asked only when such a record actually arrives."""
+def _open_types() -> frozenset[bytes]:
+    """Record type names that never complete an event (so no parsing is needed to know it)."""
     from auditeql.audit.reassembly import completes
-    from auditeql.audit.records import AuditRecord, parse_line
 
-    for line in lines:
-        if line.startswith(b"type=SYSCALL "):
-            continue
-        rec = parse_line(line)
-        if isinstance(rec, AuditRecord) and (rec.type == tables.EOE or completes(rec.type)):
-            return True
-    return False
+    return frozenset(name.encode() for name, num in tables.RECORD_TYPE_NUMBERS.items()
+                     if num != tables.EOE and not completes(num))
+
+
+_OPEN_TYPES = _open_types()
+
+
+class _Skipped:
+    """The lines of a skipped event so far, and whether the reassembler would call it complete
+    (then another record with its serial starts a new event, as without push-down).
+
+    Completion is worked out lazily: a line whose type may complete the event (PROCTITLE, EOE,
+    user/daemon messages…) is parsed only if another line with the same serial follows it.
+    """
+
+    __slots__ = ("lines", "_maybe", "_complete")
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self._maybe: list[bytes] = []
+        self._complete = False
+
+    def add(self, line: bytes) -> None:
+        self.lines.append(line)
+        if line.startswith(b"type="):
+            end = line.find(b" ", 5)
+            if line[5:end] in _OPEN_TYPES:
+                return
+        self._maybe.append(line)
+
+    @property
+    def complete(self) -> bool:
+        if self._complete or not self._maybe:
+            return self._complete
+        from auditeql.audit.reassembly import completes
+        from auditeql.audit.records import AuditRecord, parse_line
+
+        while self._maybe:
+            rec = parse_line(self._maybe.pop(0))
+            if isinstance(rec, AuditRecord) and (rec.type == tables.EOE or completes(rec.type)):
+                self._complete = True
+                self._maybe.clear()
+                break
+        return self._complete
 
 
 def _header_numbers(header: bytes) -> tuple[int, int, int]:

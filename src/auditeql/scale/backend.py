@@ -224,6 +224,8 @@ class Backend:
                     continue
                 if ts is None:
                     ts = doc_timestamp_ns(doc, options.timestamp_field)
+                    if ts is not None and not -(2**63) <= ts < 2**63:
+                        raise _NeedsPython()
                 for key in (ks,) if type(ks) is tuple else ks:
                     out.append((fi, seq, ts, *_key_cells(key)))
         return out
@@ -285,7 +287,7 @@ def _key_cells(key: tuple) -> list[Any]:
     for v in key:
         if v is None:
             cells += [None, None]
-        elif type(v) is int:
+        elif type(v) is int and -(2**63) <= v < 2**63:
             cells += [v, None]
         elif type(v) is str:
             cells += [None, v]

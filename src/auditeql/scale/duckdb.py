@@ -35,7 +35,6 @@ class DuckDBBackend(Backend):
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET preserve_insertion_order = true")
         self._keep: list[Any] = []
-        self.bad_lines = 0
 
     # ---------------------------------------------------------------- primitives
     def rows(self, sql: str) -> list[tuple]:
@@ -96,8 +95,6 @@ class DuckDBBackend(Backend):
                 "aeq_raw",
                 f"SELECT json, row_number() OVER () AS _n FROM read_ndjson_objects({files}, ignore_errors = true)",
             )
-            self.bad_lines = self.rows("SELECT count(*) FROM aeq_raw WHERE json_type(json) IS DISTINCT FROM 'OBJECT' "
-                                       "AND json IS NOT NULL")[0][0]
             self.create_view("aeq_src", "SELECT CAST(json AS VARCHAR) AS _doc, _n AS _seq FROM aeq_raw "
                                         "WHERE json_type(json) = 'OBJECT'")
             self.parquet = False

@@ -238,7 +238,7 @@ def convert_ndjson_with_duckdb(paths: list[str], out_path: str, *, threads: int 
 
     schema = arrow_schema()
     n = 0
-    reader = con.execute(f"{select} ORDER BY _seq").to_arrow_reader(65536)
+    reader = con.sql(f"{select} ORDER BY _seq").to_arrow_reader(65536)
     with pq.ParquetWriter(out_path, schema, compression="zstd") as writer:
         for batch in reader:
             # same column types, names and nullability as write_parquet, whatever DuckDB inferred

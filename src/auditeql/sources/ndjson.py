@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
@@ -105,7 +106,7 @@ def iter_candidate_lines(
 
     The search runs over whole 4 MiB chunks at C speed, so lines that cannot matter are never
     touched one by one. It is exact: every line that contains a needle or a ``\\u`` escape is
-    yielded. Each chunk is first checked to consist only of lines ending in ``}`` (two counts);
+    yielded. Each chunk is first checked to consist only of lines ending in ``}``;
     a chunk that does not (blank lines, CRLF, damage) is handed out line by line instead, so
     bad lines are still reported. When needles turn out to be common (more than
     :data:`CHUNK_MAX_SHARE` of a chunk's lines), the rest of that input is read line by line.
@@ -157,29 +158,39 @@ def iter_candidate_lines(
                 carry = block[cut:]
                 if begin >= cut:
                     continue
-                n = block.count(b"\n", begin, cut)
-                # every line ends with "}": a cheap whole-chunk check that no line is truncated
-                shaped = block.count(b"}\n", begin, cut) == n
+                # One pass over the line ends (memchr-fast finds): where each line ends, and
+                # whether every line ends with "}" — a cheap check that no line is truncated.
+                ends: list[int] = []
+                find = block.find
+                shaped = True
+                i = begin
+                while i < cut:
+                    j = find(b"\n", i, cut)
+                    if j == i or block[j - 1] != 0x7D:  # an empty line, or one not ending in "}"
+                        shaped = False
+                        break
+                    ends.append(j)
+                    i = j + 1
                 if not chunked or not shaped:
+                    n = block.count(b"\n", begin, cut)
                     yield from _lines_of(path, lineno, block[begin:cut], st)
                     lineno += n
                     continue
-                starts: set[int] = set()
-                find = block.find
+                n = len(ends)
+                hits: set[int] = set()  # indexes of candidate lines within the chunk
                 for needle in (*needles, guard):
-                    i = find(needle, begin, cut)
-                    while i != -1:
-                        starts.add(block.rfind(b"\n", begin, i) + 1 or begin)
-                        i = find(needle, find(b"\n", i, cut), cut)
+                    k = find(needle, begin, cut)
+                    while k != -1:
+                        idx = bisect_left(ends, k)
+                        hits.add(idx)
+                        k = find(needle, ends[idx], cut)
                 st.lines += n
-                st.skipped_by_literals += n - len(starts)
-                if len(starts) > n * CHUNK_MAX_SHARE:
+                st.skipped_by_literals += n - len(hits)
+                if len(hits) > n * CHUNK_MAX_SHARE:
                     chunked = False
-                pos, line_at = begin, lineno
-                for start in sorted(starts):
-                    line_at += block.count(b"\n", pos, start)
-                    pos = start
-                    yield path, line_at + 1, block[start : find(b"\n", start) + 1]
+                for idx in sorted(hits):
+                    start = ends[idx - 1] + 1 if idx else begin
+                    yield path, lineno + idx + 1, block[start : ends[idx] + 1]
                 lineno += n
         finally:
             if path != "-":
