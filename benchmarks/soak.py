@@ -52,7 +52,8 @@ def soak_rule(work: Path) -> Path:
 
 def per_copy_alerts(lines: list[bytes], work: Path) -> int:
     """Alert documents one copy raises, through ``watch -`` (the reference count)."""
-    two = b"".join(data.replicate_audit(2, lines))
+    now = int(time.time() * 1000)
+    two = b"".join(_copy(0, lines, now)) + b"".join(_copy(1, lines, now + 100))
     res = subprocess.run(
         [*AUDITEQL, "watch", "--source", "-", "--no-store", "--format", "ndjson", "--health-interval", "0",
          "--no-builtin", "--rule", str(work / "seed-soak.toml"), "--host-id", data.HOST_ID],
@@ -77,8 +78,18 @@ class Watcher:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        """Start watching; return once it has opened the log (writing earlier could race a rotation)."""
+        mark = (self.err.name and Path(self.err.name).stat().st_size) or 0
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.err, env=self.env,
                                      start_new_session=True)
+        end = time.monotonic() + 300
+        while time.monotonic() < end and self.proc.poll() is None:
+            with open(self.err.name, "rb") as fh:
+                fh.seek(mark)
+                if b"watching" in fh.read():
+                    return
+            time.sleep(0.2)
+        raise SystemExit("watch did not start; see watch.err")
 
     def kill(self, sig: int) -> None:
         assert self.proc is not None
@@ -133,13 +144,15 @@ def main() -> int:
     watcher = Watcher(log, work, out)
     watcher.start()
     t0 = time.monotonic()
-    written = since_rotation = 0
+    written = since_rotation = last_ms = 0
     restart_line = int(args.restart_at * copies * len(lines))
     restarted = False
     fh = open(log, "ab")  # noqa: SIM115
     try:
         for k in range(copies):
-            chunk = b"".join(data.replicate_audit(1, lines)) if k == 0 else b"".join(_copy(k, lines))
+            now_ms = max(int(time.time() * 1000), last_ms + 100)
+            chunk = b"".join(_copy(k, lines, now_ms))
+            last_ms = now_ms
             fh.write(chunk)
             fh.flush()
             written += len(lines)
@@ -180,21 +193,32 @@ def copies_per_rotation(args: argparse.Namespace, lines: list[bytes]) -> int:
     return max(1, args.rotate_lines // len(lines))
 
 
-def _copy(k: int, lines: list[bytes]):  # noqa: ANN202
-    """Copy number ``k`` alone (replicate_audit yields copies 0..n-1 in order)."""
-    dt_s, dn = data.period(lines)
+def _copy(k: int, lines: list[bytes], start_ms: int):  # noqa: ANN202
+    """Copy number ``k`` as live data: its records stamped from ``start_ms`` on (the recording's
+    80 s squeezed into 80 ms, order kept), serials and pids moved past the previous copies'.
+
+    ``watch`` follows a live log: it windows on event time against the clock, so replayed
+    timestamps from the past would be (rightly) treated as late."""
     import re
 
-    shift_s, shift_n, shift_pid = k * dt_s, k * dn, k * data.PID_STRIDE
-    hdr = re.compile(rb"msg=audit\((\d+)\.(\d+):(\d+)\)")
+    _, dn = data.period(lines)
+    t0 = min(int(m.group(1)) * 1000 + int(m.group(2)) for m in (_HDR.search(x) for x in lines) if m)
+    shift_n, shift_pid = k * dn, k * data.PID_STRIDE
     pids = re.compile(rb" (pid|ppid)=(\d+)")
+
+    def stamp(m: re.Match[bytes]) -> bytes:
+        ms = start_ms + (int(m.group(1)) * 1000 + int(m.group(2)) - t0) // 1000
+        return b"msg=audit(%d.%03d:%d)" % (ms // 1000, ms % 1000, int(m.group(3)) + shift_n)
+
     for line in lines:
-        line = hdr.sub(lambda m: b"msg=audit(%d.%s:%d)" % (int(m.group(1)) + shift_s, m.group(2), int(m.group(3)) + shift_n),
-                       line, count=1)
+        line = _HDR.sub(stamp, line, count=1)
         if line.startswith(b"type=SYSCALL "):
             body, sep, tail = line.partition(b"\x1d")
             line = pids.sub(lambda m: b" %s=%d" % (m.group(1), int(m.group(2)) + shift_pid), body) + sep + tail
         yield line
+
+
+_HDR = __import__("re").compile(rb"msg=audit\((\d+)\.(\d+):(\d+)\)")
 
 
 def _wait_for(out: Path, target: int, watcher: Watcher, stall_s: float = 600) -> bool:

@@ -361,22 +361,17 @@ def _normalize(ev: Event) -> None:
     if norm is None:
         ev.warnings.append("no normalization found for event")
         return
-    ecs = norm.get("ecs") or {}
-    ev.ecs_category = list(ecs.get("category", []))
-    ev.ecs_type = list(ecs.get("type", []))
-    if syscall_norm is not None and syscall_norm is not norm:
-        sys_ecs = syscall_norm.get("ecs") or {}
-        ev.ecs_category += sys_ecs.get("category", [])
-        ev.ecs_type += sys_ecs.get("type", [])
-        if ev.result == "fail":
-            ev.ecs_outcome = "failure"
-    ev.action = norm.get("action", "")
+    plan = _plan(norm, syscall_norm)
+    ev.ecs_category = list(plan.category)
+    ev.ecs_type = list(plan.type)
+    if plan.merged and ev.result == "fail":
+        ev.ecs_outcome = "failure"
+    ev.action = plan.action
 
-    obj = norm.get("object") or {}
-    what = obj.get("what", "")
+    what = plan.what
     ev.object_type = what
-    if what in ("file", "filesystem"):
-        _file_object(ev, obj.get("path_index", 0))
+    if what == "file" or what == "filesystem":
+        _file_object(ev, plan.path_index)
     elif what == "socket":
         primary = data.get("socket_addr")
         if primary is None:
@@ -386,13 +381,17 @@ def _normalize(ev: Event) -> None:
         if "socket_port" in data:
             ev.object_secondary = data["socket_port"]
 
-    subject = norm.get("subject") or {}
-    _first(ev, subject.get("primary"), "actor_primary", "subject primary")
-    _first(ev, subject.get("secondary"), "actor_secondary", "subject secondary")
-    _first(ev, obj.get("primary"), "object_primary", "object primary")
-    _first(ev, obj.get("secondary"), "object_secondary", "object secondary")
-    _first(ev, norm.get("how"), "how", "how")
-    source_keys = norm.get("source_ip")
+    if plan.subject_primary:
+        _first(ev, plan.subject_primary, "actor_primary", "subject primary")
+    if plan.subject_secondary:
+        _first(ev, plan.subject_secondary, "actor_secondary", "subject secondary")
+    if plan.object_primary:
+        _first(ev, plan.object_primary, "object_primary", "object primary")
+    if plan.object_secondary:
+        _first(ev, plan.object_secondary, "object_secondary", "object secondary")
+    if plan.how:
+        _first(ev, plan.how, "how", "how")
+    source_keys = plan.source_ip
     if ev.source is None and source_keys:
         for key in source_keys:
             if key in data:
@@ -401,10 +400,61 @@ def _normalize(ev: Event) -> None:
                 break
         else:
             ev.warnings.append(f"failed to set source IP using keys={source_keys} because they were not found")
-    for src, dest in ecs.get("mappings", []):
-        value = _mapping_value(ev, src)
-        entity = ev.entities.setdefault(dest, Entity())
-        entity.set(value)
+    if plan.mappings:
+        entities = ev.entities
+        for src, dest in plan.mappings:
+            value = _mapping_value(ev, src)
+            entity = entities.get(dest)
+            if entity is None:
+                entity = entities[dest] = Entity()
+            entity.set(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One normalization entry (plus the syscall entry merged into it) read once, not per event."""
+
+    category: tuple[str, ...]
+    type: tuple[str, ...]
+    merged: bool
+    action: str
+    what: str
+    path_index: int
+    subject_primary: Any
+    subject_secondary: Any
+    object_primary: Any
+    object_secondary: Any
+    how: Any
+    source_ip: Any
+    mappings: Any
+
+
+_PLANS: dict[tuple[int, int], _Plan] = {}
+
+
+def _plan(norm: dict[str, Any], syscall_norm: dict[str, Any] | None) -> _Plan:
+    key = (id(norm), id(syscall_norm))
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    ecs = norm.get("ecs") or {}
+    category = list(ecs.get("category", []))
+    types = list(ecs.get("type", []))
+    merged = syscall_norm is not None and syscall_norm is not norm
+    if merged:
+        sys_ecs = syscall_norm.get("ecs") or {}  # type: ignore[union-attr]
+        category += sys_ecs.get("category", [])
+        types += sys_ecs.get("type", [])
+    obj = norm.get("object") or {}
+    subject = norm.get("subject") or {}
+    plan = _Plan(
+        tuple(category), tuple(types), merged, norm.get("action", ""), obj.get("what", ""),
+        obj.get("path_index", 0), subject.get("primary"), subject.get("secondary"),
+        obj.get("primary"), obj.get("secondary"), norm.get("how"), norm.get("source_ip"),
+        ecs.get("mappings", []),
+    )
+    _PLANS[key] = plan
+    return plan
 
 
 def _first(ev: Event, keys: list[str] | None, attr: str, what: str) -> None:

@@ -70,6 +70,9 @@ class Backend:
     dialect: Dialect
     #: True when ``aeq_src`` has the pinned Parquet columns (set by the source registration)
     parquet: bool = False
+    #: the relation documents are fetched from by ``_seq`` (cheaper than ``aeq_src`` when that
+    #: one re-validates every line)
+    doc_source: str = "aeq_src"
     #: applied to every document before a Python predicate sees it or it is returned
     transform: DocTransform | None = None
     #: column defaults equivalent to ``transform`` (field path -> value), applied in SQL
@@ -161,7 +164,7 @@ class Backend:
         out: dict[int, Mapping[str, Any]] = {}
         for i in range(0, len(wanted), 5000):
             chunk = wanted[i : i + 5000]
-            sql = f"SELECT _seq, _doc FROM aeq_src WHERE _seq IN ({', '.join(str(s) for s in chunk)})"
+            sql = f"SELECT _seq, _doc FROM {self.doc_source} WHERE _seq IN ({', '.join(str(s) for s in chunk)})"
             for seq, text in self.rows(sql):
                 out[seq] = self._parse(text)
         return out
@@ -171,7 +174,7 @@ class Backend:
         if cond == "FALSE":
             return []
         return self.rows(
-            f"SELECT s._seq, s._doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
+            f"SELECT s._seq, s._doc FROM {self.doc_source} s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
             f"ON s._seq = e._seq ORDER BY s._seq"
         )
 

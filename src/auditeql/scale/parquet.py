@@ -203,7 +203,7 @@ def convert_ndjson_with_duckdb(paths: list[str], out_path: str, *, threads: int 
     import duckdb
 
     from .dialect import DUCKDB as d
-    from .sql import _dotted_keys, _json_field, _json_path, _json_timestamp
+    from .sql import _json_field, _json_path, _json_timestamp, dotted_key_check
 
     paths_sql = "[" + ", ".join(d.quote(p) for p in paths) + "]"
     extract = [f.path for f in PINNED_FIELDS]
@@ -213,7 +213,7 @@ def convert_ndjson_with_duckdb(paths: list[str], out_path: str, *, threads: int 
     parr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in prefixes) + "]"
     cols = []
     bad = [f"coalesce(list_contains(json_type(_doc, {parr}), 'ARRAY'), false)"]
-    bad += [f"(instr(_doc, {d.quote(chr(34) + k + chr(34))}) > 0)" for k in _dotted_keys(extract)]
+    bad.append(dotted_key_check(d, extract))
     for f in PINNED_FIELDS:
         value, irr = _json_field(d, f, f"_j[{slot[f.path] + 1}]")
         if f.is_list:

@@ -135,6 +135,7 @@ class SparkBackend(Backend):
                 f"SELECT * EXCEPT (_seq, file_path), {index} * {_FILE_SHIFT} + _seq AS _seq FROM aeq_parquet",
             )
             self.parquet = True
+            self.doc_source = "aeq_src"
         elif inputs.ndjson and not inputs.other:
             df = self.spark.read.text([_abs(p) for p in inputs.ndjson])
             df.select("value", "_metadata.file_path", "_metadata.file_block_start").createOrReplaceTempView("aeq_text")
@@ -150,6 +151,7 @@ class SparkBackend(Backend):
                 "SELECT _doc, _seq FROM aeq_lines WHERE schema_of_variant(try_parse_json(_doc)) LIKE 'OBJECT%'",
             )
             self.parquet = False
+            self.doc_source = "aeq_lines"
         else:
             self.use_documents(documents(list(inputs.ndjson) + list(inputs.other), flavor=flavor,
                                          host_id=host_id, host_name=host_name))
@@ -172,7 +174,7 @@ class SparkBackend(Backend):
         stats.python_finished = True
         cond = candidate_condition(sp)
         cands = self.spark.sql(
-            f"SELECT s._seq AS _seq, s._doc AS _doc FROM aeq_src s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
+            f"SELECT s._seq AS _seq, s._doc AS _doc FROM {self.doc_source} s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
             f"ON s._seq = e._seq"
         )
         key_lists = [f.keys for f in plan.filters] + ([plan.until.keys] if plan.until else [])

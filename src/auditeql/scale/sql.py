@@ -114,6 +114,26 @@ def _json_path(d: Dialect, parts: Sequence[str]) -> str:
     return "$" + "".join('["' + p + '"]' for p in parts)
 
 
+def dotted_key_check(d: Dialect, paths: Sequence[str]) -> str:
+    """SQL: the raw JSON text contains a key with dots that could spell part of one of ``paths``.
+
+    One regular-expression pass over the text (RE2 / java.util.regex) instead of one substring
+    search per candidate key. A match inside a string value only costs a Python evaluation.
+    """
+    keys = _dotted_keys(paths)
+    if not keys:
+        return FALSE
+    alternation = "|".join("".join(_re_char(c) for c in k) for k in keys)
+    pattern = '"(?:' + alternation + ')"'
+    if d.name == "duckdb":
+        return f"regexp_matches(_doc, {d.quote(pattern)})"
+    return f"(_doc RLIKE {d.quote(pattern)})"
+
+
+def _re_char(c: str) -> str:
+    return c if c.isalnum() or c == "_" else "\\x{%02x}" % ord(c) if c.isascii() else c
+
+
 def _safe_path(path: str) -> bool:
     return all(p and '"' not in p and "\\" not in p and "'" not in p for p in path.split("."))
 
@@ -188,9 +208,7 @@ def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None
     if not extract:
         return None, f"SELECT {', '.join(items)} FROM {source}"
 
-    bad = FALSE
-    for key in _dotted_keys(extract):
-        bad = sql_or(bad, f"(instr(_doc, {d.quote(chr(34) + key + chr(34))}) > 0)")
+    bad = dotted_key_check(d, extract)
     if d.name == "duckdb":
         arr = "[" + ", ".join(d.quote(_json_path(d, p.split("."))) for p in extract) + "]"
         prep_items = ["_seq", f"json_extract(_doc, {arr}) AS _j"]
