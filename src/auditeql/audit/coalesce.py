@@ -81,6 +81,8 @@ class Event:
     ecs_outcome: str = ""
     entities: dict[str, Entity] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: hashable (ids, selinux) for ecs's user-object cache, computed once per memoised record
+    user_key: tuple[Any, ...] | None = None
 
     @property
     def syscall(self) -> str | None:
@@ -105,37 +107,49 @@ def legacy_category(record_type: int) -> str:
 
 def coalesce(records: list[AuditRecord]) -> Event:
     """Build one event from the records of one serial (EOE already removed by reassembly)."""
-    records = [r for r in records if r.type != tables.EOE] or records
+    EOE, SYSCALL = tables.EOE, tables.SYSCALL
+    syscall = None
+    for r in records:
+        rtype = r.type
+        if rtype == SYSCALL:
+            if syscall is None:
+                syscall = r
+        elif rtype == EOE:
+            records = [r for r in records if r.type != EOE] or records
+            syscall = next((r for r in records if r.type == SYSCALL), None)
+            break
+    first = records[0]
     if len(records) == 1:
-        ev = _new_event(records, records[0], record_data(records[0]))
+        ev = _new_event(records, first, record_data(first))
+    elif syscall is None:
+        ev = _new_event(records, first, record_data(first), first)
+        for rec in records[1:]:
+            _merge(ev, rec, record_data(rec))
     else:
-        special = records[0] if records[0].type != tables.SYSCALL else None
-        syscall = next((r for r in records if r.type == tables.SYSCALL), None)
-        if syscall is None:
-            ev = _new_event(records, records[0], record_data(records[0]), records[0])
-            for rec in records[1:]:
-                _merge(ev, rec, record_data(rec))
-        else:
-            ev = _new_event(records, syscall, record_data(syscall), special)
-            execve: list[AuditRecord] = []
-            for rec in records:
-                rtype = rec.type
-                if rtype == tables.SYSCALL:
-                    ev.data.pop("items", None)
-                elif rtype == tables.PATH:
-                    rd = record_data(rec)
-                    if rd.error:
-                        ev.warnings.append(f"failed to parse PATH message: {rd.error}")
-                    else:
-                        ev.paths.append(dict(rd.values))
-                elif rtype == tables.SOCKADDR:
-                    _add_sockaddr(ev, record_data(rec))
-                elif rtype == tables.EXECVE:
-                    execve.append(rec)
+        ev = _new_event(records, syscall, record_data(syscall), first if first.type != SYSCALL else None)
+        PATH, SOCKADDR, EXECVE = tables.PATH, tables.SOCKADDR, tables.EXECVE
+        execve: list[AuditRecord] | None = None
+        for rec in records:
+            rtype = rec.type
+            if rtype == SYSCALL:
+                ev.data.pop("items", None)
+            elif rtype == PATH:
+                rd = record_data(rec)
+                if rd.error:
+                    ev.warnings.append(f"failed to parse PATH message: {rd.error}")
                 else:
-                    _merge(ev, rec, record_data(rec))
-            if execve:
-                _add_execve(ev, execve)
+                    ev.paths.append(rd.values.copy())
+            elif rtype == SOCKADDR:
+                _add_sockaddr(ev, record_data(rec))
+            elif rtype == EXECVE:
+                if execve is None:
+                    execve = [rec]
+                else:
+                    execve.append(rec)
+            else:
+                _merge(ev, rec, record_data(rec))
+        if execve:
+            _add_execve(ev, execve)
     _normalize(ev)
     _add_process(ev)
     return ev
@@ -143,27 +157,15 @@ def coalesce(records: list[AuditRecord]) -> Event:
 
 def _new_event(records: list[AuditRecord], main: AuditRecord, rd: RecordData, special: AuditRecord | None = None) -> Event:
     head = special or main
-    ev = Event(
-        seconds=head.seconds,
-        millis=head.millis,
-        sequence=head.serial,
-        record_type=head.type,
-        category=legacy_category(head.type),
-        node=head.node,
-        records=records,
-    )
+    rtype = head.type
+    category = _LEGACY.get(rtype)
+    if category is None:
+        category = legacy_category(rtype)
     if rd.error:
+        ev = Event(head.seconds, head.millis, head.serial, rtype, category, head.node, records, result="")
         ev.warnings.append(rd.error)
-        ev.result = ""
         return ev
     values = rd.values  # shared (memoised): read only
-    ev.result = values.get("result", "unknown")
-    ses = values.get("ses")
-    if ses is not None:
-        ev.session = ses
-    ev.actor_primary = values.get("auid", "")
-    ev.actor_secondary = values.get("uid", "")
-    ev.tags = rd.tags
     split = rd.split
     if split is None:
         ids: dict[str, str] = {}
@@ -177,11 +179,15 @@ def _new_event(records: list[AuditRecord], main: AuditRecord, rd: RecordData, sp
                 selinux[key[5:]] = value
             elif key != "result" and key != "ses":
                 data[key] = value
-        split = rd.split = (ids, selinux, data)
-    ev.user_ids = dict(split[0])
-    ev.selinux = dict(split[1])
-    ev.data = dict(split[2])
-    return ev
+        split = rd.split = (ids, selinux, data, (tuple(ids.items()), tuple(selinux.items())))
+    ses = values.get("ses")
+    # user_ids / selinux are shared with the memoised record: nothing writes to them
+    return Event(
+        head.seconds, head.millis, head.serial, rtype, category, head.node, records,
+        result=values.get("result", "unknown"), session="" if ses is None else ses, tags=rd.tags,
+        data=split[2].copy(), user_ids=split[0], selinux=split[1], actor_primary=values.get("auid", ""),
+        actor_secondary=values.get("uid", ""), user_key=split[3],
+    )
 
 
 def _merge(ev: Event, rec: AuditRecord, rd: RecordData) -> None:

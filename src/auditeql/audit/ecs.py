@@ -184,7 +184,7 @@ def _document(ev: Event, host: HostInfo | None, original: bool, am: bool) -> dic
             actor_primary = host.user_name(actor_primary) or actor_primary
         if actor_secondary and actor_secondary != "unset":
             actor_secondary = host.user_name(actor_secondary) or actor_secondary
-    doc["user"] = _user_object(ev.user_ids, ev.selinux, host)
+    doc["user"] = _user_object(ev.user_ids, ev.selinux, host, ev.user_key)
 
     proc = ev.process
     args = ev.args
@@ -320,10 +320,16 @@ def _am_address(addr: dict[str, str]) -> dict[str, Any]:
 _USER_CACHE: dict[tuple[Any, ...], bytes] = {}
 
 
-def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostInfo | None) -> dict[str, Any]:
-    """``user.*`` as Auditbeat's addUser builds it (ids, then names), copied from a cache."""
+def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostInfo | None,
+                 ids_key: tuple[Any, ...] | None = None) -> dict[str, Any]:
+    """``user.*`` as Auditbeat's addUser builds it (ids, then names), copied from a cache.
+
+    ``ids_key``: ``(tuple(user_ids.items()), tuple(selinux.items()))`` when the caller has it.
+    """
     # names come from this machine's passwd/group whatever the HostInfo: only its presence matters
-    key = (tuple(user_ids.items()), tuple(selinux.items()), host is not None)
+    if ids_key is None:
+        ids_key = (tuple(user_ids.items()), tuple(selinux.items()))
+    key = (ids_key, host is not None)
     blob = _USER_CACHE.get(key)
     if blob is None:
         names: dict[str, str] = {}

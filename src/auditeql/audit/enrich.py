@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 from auditeql.audit import tables
 from auditeql.audit.records import AuditRecord, fields, unquote
@@ -36,8 +37,8 @@ class RecordData:
     raw: dict[str, str] = field(default_factory=dict)
     tags: list[str] | None = None
     error: str | None = None
-    #: coalesce's split of ``values`` (ids / SELinux / data), memoised with the record
-    split: tuple[dict[str, str], dict[str, str], dict[str, str]] | None = None
+    #: coalesce's split of ``values`` (ids / SELinux / data / hashable ids+SELinux), memoised
+    split: tuple[dict[str, str], dict[str, str], dict[str, str], tuple[Any, ...]] | None = None
 
 
 def decode_hex(raw: str) -> bytes | None:

@@ -25,6 +25,7 @@ import orjson
 from auditeql.eql import EqlError, compile_query
 from auditeql.eql.plan import CompiledFilter, EventPlan, Plan, QueryOptions, SamplePlan
 from auditeql.eql.prefilter import combine_line_filters
+from auditeql.sources.linescan import BlockScanner, block_scanner
 from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
 
 
@@ -56,11 +57,33 @@ def line_needles(plan: Plan) -> tuple[bytes, ...] | None:
     return tuple(sorted(out))
 
 
+def line_scanner(plan: Plan) -> BlockScanner | None:
+    """A block scanner over every filter's term groups (``None``: Hyperscan missing or no terms)."""
+    return block_scanner([f.line_groups for f in plan_filters(plan)])
+
+
+def _plain_ndjson(path: str) -> bool:
+    """A regular, uncompressed file whose first non-blank byte is ``{`` (surely NDJSON).
+
+    A cheap check that spares loading the audit-log pipeline; anything else is decided by
+    ``auditeql.sources.files.input_kind``.
+    """
+    if path == "-":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.lstrip()[:1] == b"{"
+
+
 def iter_input(
     paths: Iterable[str],
     may_match: Callable[[bytes], bool] | None,
     stats: NdjsonStats,
     needles: tuple[bytes, ...] | None = None,
+    scanner: BlockScanner | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes | None]]:
     """``(document, raw line or None)`` from the inputs.
 
@@ -68,12 +91,19 @@ def iter_input(
     ``auditeql.sources.files.read_documents`` (which yields documents without a raw line, and
     are then printed re-serialised).
     """
+    paths = list(paths)
+    if all(_plain_ndjson(p) for p in paths):
+        yield from read_ndjson_raw(
+            paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles, scanner=scanner
+        )
+        return
     from auditeql.sources.files import input_kind, read_documents
 
-    paths = list(paths)
     kinds = [input_kind(p) for p in paths]
     if "audit" not in kinds:
-        yield from read_ndjson_raw(paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles)
+        yield from read_ndjson_raw(
+            paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles, scanner=scanner
+        )
         return
     # raw audit logs (auto-detected) are normalized to Auditd Manager documents; consecutive raw
     # files share one normalizer so that a rotated set reads as one stream
@@ -92,7 +122,9 @@ def iter_input(
                 detail = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()))
                 stderr_reporter(f"{sum(skipped.values())} audit line(s) skipped ({detail})")
         else:
-            yield from read_ndjson_raw(paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter)
+            yield from read_ndjson_raw(
+                paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter, scanner=scanner
+            )
         i = j
 
 
@@ -154,12 +186,13 @@ def query(
     run_stats: dict[str, Any] = {}
     prefilter = line_prefilter(plan)
     needles = line_needles(plan)
+    scanner = line_scanner(plan)
     # Documents are acyclic JSON trees freed by reference counting; the cycle collector would
     # only re-scan the retained matches over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _run(plan, paths, options, prefilter, needles, stats, run_stats)
+        _run(plan, paths, options, prefilter, needles, stats, run_stats, scanner)
     except BrokenPipeError:
         # the reader went away (`| head`): stop quietly, like other Unix tools
         try:
@@ -191,6 +224,7 @@ def _run(
     needles: tuple[bytes, ...] | None,
     stats: NdjsonStats,
     run_stats: dict[str, Any],
+    scanner: BlockScanner | None = None,
 ) -> None:
     """Read, match and print: event documents as read, or sample/sequence records."""
     from auditeql.engine import run_batch
@@ -201,7 +235,7 @@ def _run(
         raw_of: dict[int, bytes | None] = {}
 
         def matching() -> Iterator[dict[str, Any]]:
-            for doc, line in iter_input(paths, prefilter, stats, needles):
+            for doc, line in iter_input(paths, prefilter, stats, needles, scanner):
                 if pred(doc):
                     raw_of[id(doc)] = line
                     yield doc
@@ -216,7 +250,7 @@ def _run(
         preds = [f.predicate for f in plan_filters(plan)]
 
         def relevant() -> Iterator[dict[str, Any]]:
-            for doc, _line in iter_input(paths, prefilter, stats, needles):
+            for doc, _line in iter_input(paths, prefilter, stats, needles, scanner):
                 for p in preds:
                     if p(doc):
                         yield doc

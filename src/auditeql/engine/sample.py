@@ -174,6 +174,7 @@ class StreamingSampler:
         self.filters = plan.filters
         self.nf = len(self.filters)
         self.preds = [f.predicate for f in self.filters]
+        self.items = tuple(enumerate(self.preds))
         cache = ExtractorCache([f.keys for f in self.filters])
         self.slot_of = cache.slot_of
         self.extractors = cache.extractors
@@ -188,11 +189,10 @@ class StreamingSampler:
     # -- hot path ---------------------------------------------------------------------------
     def match(self, doc: Mapping[str, Any]) -> list[tuple[int, Any]] | None:
         """(filter index, extracted keys) for every filter ``doc`` matches; each predicate once."""
-        preds = self.preds
         hits: list[tuple[int, Any]] | None = None
         extracted: list | None = None
-        for i in range(self.nf):
-            if not preds[i](doc):
+        for i, pred in self.items:
+            if not pred(doc):
                 continue
             if extracted is None:
                 extracted = [False] * len(self.extractors)

@@ -39,7 +39,7 @@ from .matchers import (
     term_test,
     wildcard_test,
 )
-from .prefilter import filter_literals, filter_needs, line_filter_of
+from .prefilter import filter_literals, filter_needs, line_filter_of, need_groups
 from .plan import CompiledFilter, EventPlan, KeyField, Pipe, Plan, Predicate, SamplePlan, SequencePlan
 
 Env = dict[str, Any]
@@ -721,6 +721,7 @@ def compile_filter(
         literals=filter_literals(flt),
         source=source if source is not None else flt,
         line_filter=line_filter_of(need),
+        line_groups=need_groups(need),
     )
 
 

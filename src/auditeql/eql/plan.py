@@ -54,6 +54,11 @@ class CompiledFilter:
     #: Exact raw-line test (bytes -> may this line's document match?), covering the whole
     #: condition incl. case-insensitive parts; ``None`` = no test. See auditeql.eql.prefilter.
     line_filter: Callable[[bytes], bool] | None = None
+    #: Alternative necessary term sets for block scanning: every raw line this filter can
+    #: match holds at least one term of *each* group. A term is ``(text, ci)``; ``ci`` terms
+    #: are lower-case and match ASCII-case-insensitively. Same escape rule as ``literals``.
+    #: Empty = nothing known. See auditeql.eql.prefilter.need_groups.
+    line_groups: tuple[tuple[tuple[str, bool], ...], ...] = ()
 
 
 @dataclass(frozen=True)

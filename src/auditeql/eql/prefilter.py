@@ -174,6 +174,26 @@ def literals_of(need: Need | None) -> frozenset[str] | None:
     return best[1] if best else None
 
 
+def need_groups(need: Need | None) -> tuple[tuple[tuple[str, bool], ...], ...]:
+    """Groups of terms, each alone a necessary condition: a matching line holds one of its terms.
+
+    ``all`` contributes every group of its parts; ``or`` one group, the union of its branches'
+    first groups (a branch without a group makes the ``or`` unknown). Used to pick, per filter,
+    the group that rejects most lines when scanning whole blocks (auditeql.sources.linescan).
+    """
+    if need is None:
+        return ()
+    kind, items = need
+    if kind == "any":
+        return (tuple(items),)
+    if kind == "all":
+        return tuple(g for n in items for g in need_groups(n))
+    branches = [need_groups(n) for n in items]
+    if any(not b for b in branches):
+        return ()
+    return (tuple(t for b in branches for t in b[0]),)
+
+
 def _compile(need: Need) -> tuple[Callable[[bytes, bytes], bool], bool]:
     """need -> (check(line, lowered_line), uses_lowered)."""
     kind, items = need

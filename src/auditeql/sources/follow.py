@@ -22,6 +22,7 @@ import os
 import select
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -59,6 +60,7 @@ class FileFollower:
         self._partial = b""
         self._head = ""
         self._draining: Path | None = None  # a rotated file being finished before ``path``
+        self._finished: deque[tuple[int, int]] = deque(maxlen=16)  # (dev, inode) of files read to the end
         self.rotations = 0
         self.truncations = 0
         self._start(checkpoint, start_at_end)
@@ -209,12 +211,36 @@ class FileFollower:
         assert self._fd is not None
         return not head_matches(self._fd, self._head)
 
+    def _next_rotated(self) -> Path | None:
+        """The file rotated right after the one just finished, when the log rotated more than once
+        before we reached its end (ours is now ``audit.log.K``, K >= 2: ``audit.log.K-1`` is next)."""
+        here = self._find_by_inode(self._dev, self._ino)
+        if here is None:
+            return None
+        suffix = here.name[len(self.path.name):]
+        if not (suffix.startswith(".") and suffix[1:].isdigit()) or int(suffix[1:]) < 2:
+            return None
+        nxt = self.path.with_name(f"{self.path.name}.{int(suffix[1:]) - 1}")
+        st, ours = _stat(nxt), _stat(here)
+        if st is None or ours is None or (st.st_dev, st.st_ino) in self._finished:
+            return None
+        if st.st_mtime_ns < ours.st_mtime_ns:
+            return None  # older than the file we finished: not auditd's numbering, do not go back
+        return nxt
+
     def _switch_to_path(self) -> list[bytes]:
         # Whatever is left of the old file without a newline is still a record: hand it out.
         tail = [self._partial] if self._partial.strip() else []
         self.rotations += 1
+        self._finished.append((self._dev, self._ino))
+        nxt = self._next_rotated()
         self.close()
         self._partial = b""
+        if nxt is not None:  # several rotations while we were behind: read them in order
+            self._open(nxt, 0)
+            if self._fd is not None:
+                self._draining = nxt
+                return tail + self._split(self._read_available(8 * _CHUNK))
         self._open_path(0)
         if self._fd is None:
             self._dev = self._ino = self._offset = self._read_pos = 0

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import orjson
 
+from .linescan import BlockScanner
+
 #: Called with a one-line message for every line or file that cannot be used.
 Reporter = Callable[[str], None]
 
@@ -101,6 +103,7 @@ def iter_candidate_lines(
     needles: tuple[bytes, ...],
     report: Reporter = stderr_reporter,
     stats: NdjsonStats | None = None,
+    scanner: BlockScanner | None = None,
 ) -> Iterator[tuple[str, int, bytes]]:
     """Like :func:`iter_lines`, but only lines holding one of ``needles`` (or a ``\\u`` escape).
 
@@ -110,6 +113,10 @@ def iter_candidate_lines(
     a chunk that does not (blank lines, CRLF, damage) is handed out line by line instead, so
     bad lines are still reported. When needles turn out to be common (more than
     :data:`CHUNK_MAX_SHARE` of a chunk's lines), the rest of that input is read line by line.
+
+    With a ``scanner`` (:mod:`auditeql.sources.linescan`), it decides the candidate lines
+    instead of ``needles`` (its own exactness rule), and chunked reading is always kept: the
+    scan costs far less than the lines it lets through.
     """
     st = stats if stats is not None else NdjsonStats()
     # An ASCII character can only be escaped as \u00XX; other text needs the wider guard.
@@ -143,8 +150,10 @@ def iter_candidate_lines(
                     continue
                 if carry:
                     joined = carry + block[: first_nl + 1]
-                    if not chunked or not joined.rstrip().endswith(b"}") or any(
-                        x in joined for x in (*needles, guard)
+                    if not chunked or not joined.rstrip().endswith(b"}") or (
+                        scanner.may_match(joined) if scanner is not None else any(
+                            x in joined for x in (*needles, guard)
+                        )
                     ):
                         yield from _lines_of(path, lineno, joined, st)
                     else:
@@ -178,7 +187,9 @@ def iter_candidate_lines(
                     continue
                 n = len(ends)
                 hits: set[int] = set()  # indexes of candidate lines within the chunk
-                for needle in (*needles, guard):
+                if scanner is not None:
+                    hits = scanner.lines(block, begin, cut, ends)
+                for needle in () if scanner is not None else (*needles, guard):
                     k = find(needle, begin, cut)
                     while k != -1:
                         idx = bisect_left(ends, k)
@@ -186,7 +197,7 @@ def iter_candidate_lines(
                         k = find(needle, ends[idx], cut)
                 st.lines += n
                 st.skipped_by_literals += n - len(hits)
-                if len(hits) > n * CHUNK_MAX_SHARE:
+                if scanner is None and len(hits) > n * CHUNK_MAX_SHARE:
                     chunked = False
                 for idx in sorted(hits):
                     start = ends[idx - 1] + 1 if idx else begin
@@ -250,6 +261,7 @@ def read_ndjson_raw(
     stats: NdjsonStats | None = None,
     adaptive: bool = True,
     needles: tuple[bytes, ...] | None = None,
+    scanner: BlockScanner | None = None,
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """``(document, raw_line)`` pairs; lines for which ``may_match`` is false are not parsed.
 
@@ -265,7 +277,10 @@ def read_ndjson_raw(
     probe_n = probe_pass = 0
     t_test = t_parse = 0.0
     clock = time.perf_counter
-    source = iter_candidate_lines(paths, needles, report, st) if needles else iter_lines(paths, report, st)
+    if scanner is not None or needles:
+        source = iter_candidate_lines(paths, needles or (), report, st, scanner)
+    else:
+        source = iter_lines(paths, report, st)
     for path, lineno, line in source:
         if probing:
             t0 = clock()
