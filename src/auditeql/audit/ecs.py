@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 
 from auditeql.audit import tables
 from auditeql.audit.coalesce import Event
@@ -317,7 +316,7 @@ def _am_address(addr: dict[str, str]) -> dict[str, Any]:
 
 
 # (ids, selinux, host) -> the user object; the same handful of identities recur in every log
-_USER_CACHE: dict[tuple[Any, ...], bytes] = {}
+_USER_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
 def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostInfo | None,
@@ -351,9 +350,11 @@ def _user_object(user_ids: dict[str, str], selinux: dict[str, str], host: HostIn
             _set_path(cached, _USER_NAME_FIELDS.get(k) or (k, "name"), value)
         if len(_USER_CACHE) > 1024:
             _USER_CACHE.clear()
-        blob = _USER_CACHE[key] = orjson.dumps(cached)
-        return cached
-    return orjson.loads(blob)  # a fresh deep copy, at C speed
+        blob = _USER_CACHE[key] = cached
+    # A fresh top level; the nested objects (group, saved, audit…) are shared between the
+    # documents of the same identities and never written to: _ecs_entities copies one before
+    # changing it. (Documents are read-only for their consumers, as host.* already is.)
+    return blob.copy()
 
 
 _MESSAGE_TYPES: dict[int, str] = {}
@@ -393,6 +394,13 @@ def _ecs_entities(ev: Event, doc: dict[str, Any], host: HostInfo | None) -> None
         if ent_id == "unset":
             ent_id = ""
         path = tuple(dest.split("."))
+        if len(path) == 2:
+            # copy-on-write: user.effective & co. may be shared with other documents (_user_object)
+            parent = doc.get(path[0])
+            if isinstance(parent, dict):
+                sub = parent.get(path[1])
+                if isinstance(sub, dict):
+                    parent[path[1]] = sub.copy()
         if ent_id:
             _put(doc, path + ("id",), ent_id)
         else:

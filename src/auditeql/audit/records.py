@@ -65,6 +65,25 @@ class AuditRecord:
         return f"type={self.type_name} msg={self.header()}: {self.body}"
 
 
+_new_record = object.__new__
+_SET_TYPE, _SET_SECONDS, _SET_MILLIS, _SET_SERIAL, _SET_BODY, _SET_NODE = (
+    AuditRecord.__dict__[name].__set__ for name in ("type", "seconds", "millis", "serial", "body", "node")
+)
+
+
+def _make_record(rtype: int, seconds: int, millis: int, serial: int, body: str, node: str | None) -> AuditRecord:
+    """``AuditRecord(...)`` at less than half the cost: a frozen dataclass's ``__init__`` goes
+    through ``object.__setattr__`` per field; the slot descriptors set them directly. Same object."""
+    rec = _new_record(AuditRecord)
+    _SET_TYPE(rec, rtype)
+    _SET_SECONDS(rec, seconds)
+    _SET_MILLIS(rec, millis)
+    _SET_SERIAL(rec, serial)
+    _SET_BODY(rec, body)
+    _SET_NODE(rec, node)
+    return rec
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
     """A line that is not a usable audit record, and why (a short reason used as a counter key)."""
@@ -105,7 +124,7 @@ def parse_line(line: bytes | str) -> AuditRecord | Skip:
                         return Skip("invalid-utf8")
                     if text.count('"') & 1:
                         return Skip("truncated")
-                    return AuditRecord(rtype, int(sec), int(ms), serial_n, text, None)
+                    return _make_record(rtype, int(sec), int(ms), serial_n, text, None)
     return _parse_line_slow(line)
 
 
@@ -200,7 +219,7 @@ def _from_payload(record_type: int, payload: str, node: str | None) -> AuditReco
         # the kernel hex-encodes any value containing a double quote, so an odd count means the
         # line was cut short (a partial write, a truncated copy)
         return Skip("truncated")
-    return AuditRecord(record_type, int(sec), int(ms), serial_n, body, node)
+    return _make_record(record_type, int(sec), int(ms), serial_n, body, node)
 
 
 def fields(body: str) -> dict[str, str]:

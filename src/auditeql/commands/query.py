@@ -128,6 +128,15 @@ def iter_input(
         i = j
 
 
+def _top_keys(paths: list[str]) -> tuple[str, ...]:
+    """Top-level keys through which ``auditeql.fields.values`` can reach these paths.
+
+    For ``a.b.c`` it looks only at the top-level keys ``a``, ``a.b`` and ``a.b.c`` (nested or
+    dotted spellings), so a document restricted to them gives the same values.
+    """
+    return tuple(sorted({".".join(p.split(".")[:j]) for p in paths for j in range(1, p.count(".") + 2)}))
+
+
 def _always(doc: Any) -> bool:
     return True
 
@@ -234,9 +243,17 @@ def _run(
         pred = plan.filter.predicate
         raw_of: dict[int, bytes | None] = {}
 
+        # Matches are printed from their raw lines, so the engine only needs what orders them:
+        # it keeps a projection on the top-level keys that can reach the timestamp/tiebreaker
+        # (see the sample branch below), not the whole document.
+        wanted = [options.timestamp_field] + ([options.tiebreaker_field] if options.tiebreaker_field else [])
+        tops = _top_keys(wanted)
+
         def matching() -> Iterator[dict[str, Any]]:
             for doc, line in iter_input(paths, prefilter, stats, needles, scanner):
                 if pred(doc):
+                    if line is not None:
+                        doc = {k: doc[k] for k in tops if k in doc}
                     raw_of[id(doc)] = line
                     yield doc
 
@@ -248,19 +265,61 @@ def _run(
             out.write(line.rstrip(b"\r\n") + b"\n" if line is not None else orjson.dumps(doc) + b"\n")
     else:
         preds = [f.predicate for f in plan_filters(plan)]
+        if isinstance(plan, SamplePlan):
+            # Each filter is evaluated once per document here; the engine then reads the
+            # answers back instead of evaluating the filters again. The table keeps every
+            # handed-over document alive, so its id() stays unique for the whole run.
+            # What the engine keeps is a projection: the top-level keys through which a join key,
+            # the timestamp or the tiebreaker can be reached (fields.values only ever looks at
+            # the prefixes "a", "a.b", … of a path "a.b.c" at the top), sharing their values,
+            # plus the raw line; results are re-read from their lines. Holding every matching
+            # document whole costs more than parsing it.
+            verdicts: dict[int, tuple[int, dict[str, Any]]] = {}
+            line_of: dict[int, bytes] = {}
+            wanted = [k.path for f in plan.filters for k in f.keys] + [options.timestamp_field]
+            if options.tiebreaker_field:
+                wanted.append(options.tiebreaker_field)
+            tops = _top_keys(wanted)
 
-        def relevant() -> Iterator[dict[str, Any]]:
-            for doc, _line in iter_input(paths, prefilter, stats, needles, scanner):
-                for p in preds:
-                    if p(doc):
+            def relevant() -> Iterator[dict[str, Any]]:
+                for doc, line in iter_input(paths, prefilter, stats, needles, scanner):
+                    bits = 0
+                    bit = 1
+                    for p in preds:
+                        if p(doc):
+                            bits |= bit
+                        bit <<= 1
+                    if bits:
+                        if line is not None:
+                            doc = {k: doc[k] for k in tops if k in doc}
+                            line_of[id(doc)] = line
+                        verdicts[id(doc)] = (bits, doc)
                         yield doc
-                        break
+
+            def answer(bit: int) -> Callable[[Any], bool]:
+                return lambda doc: verdicts[id(doc)][0] & bit != 0
+
+            plan = dataclasses.replace(plan, filters=tuple(
+                dataclasses.replace(f, predicate=answer(1 << i)) for i, f in enumerate(plan.filters)
+            ))
+        else:
+            line_of = {}
+
+            def relevant() -> Iterator[dict[str, Any]]:
+                for doc, _line in iter_input(paths, prefilter, stats, needles, scanner):
+                    for p in preds:
+                        if p(doc):
+                            yield doc
+                            break
 
         matches = run_batch(plan, relevant(), options, stats=run_stats)
         for m in matches:
             record = {
                 "join_keys": list(m.join_keys),
-                "events": [{"missing": True} if ev is None else ev for ev in m.events],
+                "events": [
+                    {"missing": True} if ev is None else orjson.loads(line_of[id(ev)]) if id(ev) in line_of else ev
+                    for ev in m.events
+                ],
             }
             out.write(orjson.dumps(record, default=_default) + b"\n")
     out.flush()

@@ -28,7 +28,7 @@ from auditeql.engine.ordering import doc_timestamp_ns, make_order_key
 from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, SequencePlan
 
 from .dialect import Dialect
-from .predicates import Bounds
+from .predicates import Bounds, fold_column
 from .sql import (
     SqlFilter,
     SqlPlan,
@@ -143,15 +143,20 @@ class Backend:
         return dataclasses.replace(sp, filters=tuple(out[:n]), until=out[n] if sp.until is not None else None)
 
     def _with_defaults(self, sp: SqlPlan, rel: str) -> str:
+        """Apply :attr:`defaults` (fill-in values, as ``scan --host-id`` does) to the columns."""
         if not self.defaults:
             return rel
         d = self.dialect
         cols = []
+        exprs = {}
         for path in sp.fields:
+            e = d.ident(path)
             if path in self.defaults:
-                cols.append(f"coalesce({d.ident(path)}, {d.quote(str(self.defaults[path]))}) AS {d.ident(path)}")
-            else:
-                cols.append(d.ident(path))
+                e = f"coalesce({e}, {d.quote(str(self.defaults[path]))})"
+            exprs[path] = e
+            cols.append(f"{e} AS {d.ident(path)}")
+        for path in sorted(sp.folds):
+            cols.append(f"{d.ascii_lower(exprs[path])} AS {d.ident(fold_column(path))}")
         return f"SELECT _seq, _ts, _irr{''.join(', ' + c for c in cols)} FROM ({rel}) _rd"
 
     # ---------------------------------------------------------------- helpers
@@ -173,9 +178,10 @@ class Backend:
         """``(_seq, _doc)`` of the rows of ``aeq_ev`` satisfying ``cond``, in input order."""
         if cond == "FALSE":
             return []
+        # a semi-join: the engines broadcast/hash the few candidate _seq, never the documents
         return self.rows(
-            f"SELECT s._seq, s._doc FROM {self.doc_source} s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
-            f"ON s._seq = e._seq ORDER BY s._seq"
+            f"SELECT _seq, _doc FROM {self.doc_source} WHERE _seq IN (SELECT _seq FROM aeq_cand WHERE {cond}) "
+            f"ORDER BY _seq"
         )
 
     def _undecided(self, sp: SqlPlan, stats: RunStats) -> list[tuple[int, Mapping[str, Any]]]:

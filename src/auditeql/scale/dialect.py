@@ -33,6 +33,7 @@ class Dialect:
     null_safe_eq: str
     #: a one-row-per-element expansion of a list column, as a SELECT-list item aliased ``{alias}``
     explode: str
+    one_list: str = "array({x})"
     byte_length: str = "octet_length({x})"
     char_length: str = "length({x})"
 
@@ -75,6 +76,7 @@ DUCKDB = Dialect(
     regex_anchor="(?s){p}",
     null_safe_eq="({a} IS NOT DISTINCT FROM {b})",
     explode="unnest({col})",
+    one_list="[{x}]",
     byte_length="strlen({x})",
     char_length="length({x})",
 )

@@ -107,6 +107,9 @@ class ConditionCompiler:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
         self.fields: dict[str, PinnedField] = {}
+        #: scalar fields whose ASCII-folded value is read: the relation adds ``<path>#lower``
+        self.folds: set[str] = set()
+        self._scalar_cols: dict[str, str] = {}
         self._var = 0
 
     # ----------------------------------------------------------------- field access helpers
@@ -120,6 +123,7 @@ class ConditionCompiler:
         kind = field_kind(path)
         col = self.column(path)
         if not kind.is_list:
+            self._scalar_cols[col] = path
             body = pred(col)
             if body in (TRUE, FALSE):
                 return sql_and(f"({col} IS NOT NULL)", body)
@@ -132,6 +136,14 @@ class ConditionCompiler:
         if body == TRUE:
             return self.exists(path)
         return self.d.render(self.d.list_any, col=col, v=v, pred=body)
+
+    def fold(self, x: str) -> str:
+        """ASCII-folded ``x``; a scalar column's folded value is computed once, in the relation."""
+        path = self._scalar_cols.get(x)
+        if path is not None:
+            self.folds.add(path)
+            return self.d.ident(fold_column(path))
+        return self.d.ascii_lower(x)
 
     def exists(self, path: str) -> str:
         kind = field_kind(path)
@@ -280,7 +292,7 @@ class ConditionCompiler:
             folded = sorted({ascii_lower(c) for c in consts if isinstance(c, str)})
             if folded:
                 inner = ", ".join(self.d.quote(c) for c in folded)
-                sql = self.any_value(path, lambda x: f"{self.d.ascii_lower(x)} IN ({inner})")
+                sql = self.any_value(path, lambda x: f"{self.fold(x)} IN ({inner})")
             else:
                 sql = FALSE
         else:
@@ -313,7 +325,7 @@ class ConditionCompiler:
 
     def wildcards(self, x: str, patterns: list[str], fold: bool) -> str:
         """``x`` matches one of the ``*``/``?`` patterns; plain strings become an ``IN`` list."""
-        subject = self.d.ascii_lower(x) if fold else x
+        subject = self.fold(x) if fold else x
         if fold:
             patterns = [ascii_lower(p) for p in patterns]
         plain = sorted({p for p in patterns if not has_wildcard(p)})
@@ -322,18 +334,15 @@ class ConditionCompiler:
             parts.append(f"{subject} = {self.d.quote(plain[0])}")
         elif plain:
             parts.append(f"{subject} IN ({', '.join(self.d.quote(p) for p in plain)})")
-        regexes: list[str] = []
-        for p in patterns:
-            if not has_wildcard(p):
-                continue
+        wild = [p for p in dict.fromkeys(patterns) if has_wildcard(p)]
+        for p in wild:
             if "?" not in p and p.strip("*") == "":
                 return TRUE  # only stars: any string value
-            if "?" not in p and "*" not in p[:-1] and p.endswith("*"):
-                parts.append(self.like(subject, _like_escape(p[:-1]) + "%"))
-                continue
-            regexes.append(_wildcard_regex(p))
-        if regexes:
-            pattern = self.d.render(self.d.regex_anchor, p="|".join(regexes))
+        if len(wild) == 1 and "?" not in wild[0] and "*" not in wild[0][:-1] and wild[0].endswith("*"):
+            parts.append(self.like(subject, _like_escape(wild[0][:-1]) + "%"))
+        elif wild:
+            # several patterns: one regular expression (one expression to plan and evaluate)
+            pattern = self.d.render(self.d.regex_anchor, p="|".join(_wildcard_regex(p) for p in wild))
             parts.append(self.d.render(self.d.regex_match, x=subject, pattern=self.d.quote(pattern)))
         out = FALSE
         for part in parts:
@@ -367,7 +376,7 @@ class ConditionCompiler:
                 return exact(self.any_value(path, lambda v: self.wildcards(v, [pattern], ci)))
             needle = ascii_lower(x) if ci else x
             pat = {"startswith": "{}%", "endswith": "%{}", "stringcontains": "%{}%"}[name].format(_like_escape(needle))
-            return exact(self.any_value(path, lambda v: self.like(self.d.ascii_lower(v) if ci else v, pat)))
+            return exact(self.any_value(path, lambda v: self.like(self.fold(v) if ci else v, pat)))
         return UNKNOWN
 
     def cidrmatch(self, path: str, blocks: list[str]) -> Bounds:
@@ -401,10 +410,14 @@ class ConditionCompiler:
                 return FALSE
             octets = [f"TRY_CAST(regexp_extract({x}, {d.quote(_V4_GROUPS)}, {i}) AS BIGINT)" for i in range(1, 5)]
             n = f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"
-            out = FALSE
+            self._var += 1
+            v = f"_n{self._var}"
+            test = FALSE
             for a, b in ranges:
-                out = sql_or(out, f"{n} BETWEEN {a} AND {b}" if a != b else f"{n} = {a}")
-            return sql_and(is_v4(x), out)
+                test = sql_or(test, f"{v} BETWEEN {a} AND {b}" if a != b else f"{v} = {a}")
+            # the address as an integer is computed once, then tested against every range
+            within = d.render(d.list_any, col=d.render(d.one_list, x=n), v=v, pred=test)
+            return sql_and(is_v4(x), within)
 
         def maybe_v6(x: str) -> str:
             return f"(instr({x}, ':') > 0)"
@@ -444,10 +457,26 @@ def _wildcard_regex(pattern: str) -> str:
     return "".join(out)
 
 
+def fold_column(path: str) -> str:
+    """Name of the relation column holding the ASCII-folded value of scalar field ``path``."""
+    return path + "#lower"
+
+
 def compile_condition(
-    dialect: Dialect, category: str | None, condition: ast.Expr, category_field: str = "event.category"
+    dialect: Dialect, category: str | None, condition: ast.Expr, category_field: str = "event.category",
+    folds: set[str] | None = None,
 ) -> tuple[Bounds, Mapping[str, PinnedField]]:
-    """Bounds for one filter plus the fields (with column kinds) it reads."""
+    """Bounds for one filter plus the fields (with column kinds) it reads.
+
+    ``folds`` (if given) collects the scalar fields whose folded column the bounds reference.
+    """
     cc = ConditionCompiler(dialect)
     out = cc.filter(category, condition, category_field)
+    if folds is not None:
+        folds.update(cc.folds)
+    elif cc.folds:
+        # no relation will add the folded columns: spell the folding inline
+        cc2 = ConditionCompiler(dialect)
+        cc2.fold = dialect.ascii_lower  # type: ignore[method-assign]
+        out = cc2.filter(category, condition, category_field)
     return out, dict(cc.fields)

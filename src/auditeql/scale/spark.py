@@ -174,8 +174,7 @@ class SparkBackend(Backend):
         stats.python_finished = True
         cond = candidate_condition(sp)
         cands = self.spark.sql(
-            f"SELECT s._seq AS _seq, s._doc AS _doc FROM {self.doc_source} s JOIN (SELECT _seq FROM aeq_cand WHERE {cond}) e "
-            f"ON s._seq = e._seq"
+            f"SELECT _seq, _doc FROM {self.doc_source} WHERE _seq IN (SELECT _seq FROM aeq_cand WHERE {cond})"
         )
         key_lists = [f.keys for f in plan.filters] + ([plan.until.keys] if plan.until else [])
         transform = self.transform

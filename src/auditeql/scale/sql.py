@@ -30,7 +30,7 @@ from auditeql.eql.plan import EventPlan, KeyField, Plan, QueryOptions, SamplePla
 
 from .dialect import Dialect, get_dialect
 from .parquet import PINNED, PinnedField
-from .predicates import FALSE, TRUE, Bounds, compile_condition, field_kind, sql_and, sql_not, sql_or
+from .predicates import FALSE, TRUE, Bounds, compile_condition, field_kind, fold_column, sql_and, sql_not, sql_or
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class SqlPlan:
     fields: Mapping[str, PinnedField]
     timestamp_field: str
     nkeys: int
+    #: scalar fields whose ASCII-folded column (``<path>#lower``) the bounds read
+    folds: frozenset[str] = frozenset()
 
     @property
     def exact(self) -> bool:
@@ -83,26 +85,27 @@ def compile_sql(plan: Plan, dialect: str | Dialect, options: QueryOptions | None
     options = options or QueryOptions()
     cat_field = options.event_category_field
     fields: dict[str, PinnedField] = {}
+    folds: set[str] = set()
     compiled: list[SqlFilter] = []
     cfs = [plan.filter] if isinstance(plan, EventPlan) else list(plan.filters)
     for cf, (flt, missing) in zip(cfs, _subqueries(plan)):
         if not isinstance(flt, ast.EventFilter):
             raise TypeError("plan without its AST: compile it with auditeql.eql.compile_query")
-        bounds, used = compile_condition(d, flt.category, flt.condition, cat_field)
+        bounds, used = compile_condition(d, flt.category, flt.condition, cat_field, folds)
         fields.update(used)
         compiled.append(SqlFilter(bounds, cf.keys, missing))
     until = None
     if isinstance(plan, SequencePlan) and plan.until is not None:
         sub = plan.until.source
         flt = sub.filter if isinstance(sub, ast.SubQuery) else sub
-        bounds, used = compile_condition(d, flt.category, flt.condition, cat_field)
+        bounds, used = compile_condition(d, flt.category, flt.condition, cat_field, folds)
         fields.update(used)
         until = SqlFilter(bounds, plan.until.keys)
     nkeys = len(compiled[0].keys) if compiled else 0
     for f in compiled + ([until] if until else []):
         for k in f.keys:
             fields[k.path] = field_kind(k.path)
-    return SqlPlan(plan, d, tuple(compiled), until, fields, options.timestamp_field, nkeys)
+    return SqlPlan(plan, d, tuple(compiled), until, fields, options.timestamp_field, nkeys, frozenset(folds))
 
 
 # ------------------------------------------------------------------------------- relation
@@ -206,7 +209,7 @@ def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None
         irr_sql = sql_or(irr_sql, f"coalesce({term}, false)" if term not in (TRUE, FALSE) else term)
     items.append(f"{irr_sql} AS _irr")
     if not extract:
-        return None, f"SELECT {', '.join(items)} FROM {source}"
+        return None, with_folds(sp, f"SELECT {', '.join(items)} FROM {source}")
 
     bad = dotted_key_check(d, extract)
     if d.name == "duckdb":
@@ -227,7 +230,16 @@ def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None
             )
         prep_items.append(f"{bad} AS _bad")
         prep = f"SELECT {', '.join(prep_items + carried)} FROM (SELECT *, try_parse_json(_doc) AS _v FROM {source}) _r0"
-    return prep, f"SELECT {', '.join(items)} FROM aeq_prep"
+    return prep, with_folds(sp, f"SELECT {', '.join(items)} FROM aeq_prep")
+
+
+def with_folds(sp: SqlPlan, rel: str) -> str:
+    """``rel`` plus the ASCII-folded column of every scalar field the bounds compare folded."""
+    if not sp.folds:
+        return rel
+    d = sp.dialect
+    cols = [f"{d.ascii_lower(d.ident(p))} AS {d.ident(fold_column(p))}" for p in sorted(sp.folds)]
+    return f"SELECT *, {', '.join(cols)} FROM ({rel}) _rf"
 
 
 def _slot_ref(d: Dialect, i: int) -> str:

@@ -19,7 +19,6 @@ returns ``None`` and callers fall back to case-sensitive literal search.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ def _pattern(text: bytes) -> bytes:
 
 
 class BlockScanner:
-    """Line indexes of a block that may matter, for a fixed list of filters' groups."""
+    """Offsets in a block of the lines that may matter, for a fixed list of filters' groups."""
 
     def __init__(self, per_filter: Sequence[Sequence[Group]]) -> None:
         self._per_filter = [list(groups) for groups in per_filter]
@@ -69,50 +68,51 @@ class BlockScanner:
         )
         return db
 
-    def lines(self, block: bytes, begin: int, cut: int, ends: list[int]) -> set[int]:
-        """Indexes into ``ends`` (the newline offsets of ``block[begin:cut]``) of candidate lines."""
+    def offsets(self, block: bytes, begin: int, cut: int) -> list[int]:
+        """Sorted offsets in ``[begin, cut)`` of ``block`` lying in candidate lines (one or more per line)."""
         if self._probing:
-            return self._probe(block, begin, cut, ends)
+            return self._probe(block, begin, cut)
         found: list[int] = []
         add = found.append
-        self._db.scan(block, match_event_handler=lambda _i, _f, to, _fl, _c: add(to))
-        hits: set[int] = set()
-        for to in found:
-            p = to - 1
-            if begin <= p < cut:
-                hits.add(bisect_left(ends, p))
-        return hits
+        self._db.scan(block, match_event_handler=lambda _i, _f, to, _fl, _c: add(to - 1))
+        found.sort()  # Hyperscan reports by end offset already; sorting a sorted list is linear
+        return [p for p in found if begin <= p < cut]
 
-    def _probe(self, block: bytes, begin: int, cut: int, ends: list[int]) -> set[int]:
+    def _probe(self, block: bytes, begin: int, cut: int) -> list[int]:
         """First block: search every group, keep per filter the one leaving the fewest lines."""
         found: list[tuple[int, int]] = []
         add = found.append
-        self._db.scan(block, match_event_handler=lambda i, _f, to, _fl, _c: add((i, to)))
+        self._db.scan(block, match_event_handler=lambda i, _f, to, _fl, _c: add((i, to - 1)))
         ids = self._probe_ids
-        per_group: list[set[int]] = [set() for _ in self._groups]
-        guard_lines: set[int] = set()
-        for i, to in found:
-            p = to - 1
+        per_group: list[list[int]] = [[] for _ in self._groups]
+        guard_hits: list[int] = []
+        for i, p in found:
             if begin <= p < cut:
                 gi = ids[i]
-                (guard_lines if gi < 0 else per_group[gi]).add(bisect_left(ends, p))
+                (guard_hits if gi < 0 else per_group[gi]).append(p)
+        rfind = block.rfind
+
+        def lines_hit(offs: list[int]) -> int:
+            return len({rfind(b"\n", begin, p) for p in offs})
+
         chosen: list[Group] = []
-        hits = set(guard_lines)
+        out = list(guard_hits)
         gi = 0
         for groups in self._per_filter:
-            best = min(range(gi, gi + len(groups)), key=lambda k: len(per_group[k]))
+            best = min(range(gi, gi + len(groups)), key=lambda k: lines_hit(per_group[k]))
             chosen.append(self._groups[best])
-            hits |= per_group[best]
+            out.extend(per_group[best])
             gi += len(groups)
         terms = sorted({(t.encode("utf-8"), ci) for g in chosen for t, ci in g})
         terms.extend((gb, False) for gb in self._guards)
         self._db = self._compile(terms)
         self._probing = False
-        return hits
+        out.sort()
+        return out
 
     def may_match(self, line: bytes) -> bool:
-        """Whether one newline-terminated ``line`` is a candidate (for lines split across blocks)."""
-        return bool(self.lines(line, 0, len(line), [len(line) - 1] if line.endswith(b"\n") else [len(line)]))
+        """Whether one ``line`` is a candidate (for the lines split across two blocks)."""
+        return bool(self.offsets(line, 0, len(line)))
 
 
 def block_scanner(per_filter: Sequence[Sequence[Group]]) -> BlockScanner | None:

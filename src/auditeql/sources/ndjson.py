@@ -188,7 +188,7 @@ def iter_candidate_lines(
                 n = len(ends)
                 hits: set[int] = set()  # indexes of candidate lines within the chunk
                 if scanner is not None:
-                    hits = scanner.lines(block, begin, cut, ends)
+                    hits = {bisect_left(ends, p) for p in scanner.offsets(block, begin, cut)}
                 for needle in () if scanner is not None else (*needles, guard):
                     k = find(needle, begin, cut)
                     while k != -1:
