@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "udp-shells-1" / "audit.log.gz"
 _HEADER = re.compile(rb"msg=audit\((\d+)\.(\d+):(\d+)\)")
 _PID = re.compile(rb" (ppid|pid)=(\d+)")
 

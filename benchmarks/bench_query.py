@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
+CORPUS = ROOT / "tests" / "fixtures" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
 if not CORPUS.exists():
     CORPUS = Path("/work/shared/corpus/udp-shells-1/auditbeat_oracle.ndjson.gz")
 

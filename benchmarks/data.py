@@ -33,7 +33,7 @@ from pathlib import Path
 
 import orjson
 
-CORPUS = Path(os.environ.get("AUDITEQL_CORPUS", "/work/shared/corpus/udp-shells-1"))
+CORPUS = Path(os.environ.get("AUDITEQL_CORPUS", str(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "udp-shells-1")))
 CACHE = Path(os.environ.get("AUDITEQL_BENCH_DATA", "/tmp/auditeql-bench"))
 #: The host the replicated recording pretends to come from (host.id is what rules join on).
 HOST_ID = "5f0c1a3e9b7d4c2a8e6f1b3d5a7c9e0f"

@@ -19,7 +19,7 @@ from auditeql.sources import linescan, ndjson
 
 pytestmark = pytest.mark.skipif(linescan._hs is None, reason="hyperscan not installed (pip install 'auditeql[fast]')")
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/auditbeat_oracle.ndjson.gz")
+CORPUS = Path(__file__).resolve().parents[0] / "fixtures" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
 GROUPS = [
     [(('"executed"', False),), (('"bash"', True), ('"sh"', True), ('"python', True))],
     [(('"socket"', False),), (('"nc"', True),)],

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/auditbeat_oracle.ndjson.gz")
+CORPUS = Path(__file__).resolve().parents[0] / "fixtures" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
 SEED = Path("/work/shared/spec/seed-rule.md")
 
 

@@ -11,7 +11,7 @@ import pytest
 from auditeql.audit.host import HostInfo
 from auditeql.audit.pipeline import Normalizer
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audit"
 
 # recorder.py lives next to this file; make it importable without a package path

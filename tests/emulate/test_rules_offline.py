@@ -26,7 +26,7 @@ from auditeql.eql.plan import QueryOptions
 from auditeql.fields import first
 from auditeql.rules.loader import builtin_rules
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "udp-shells-1"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"
 DATA = Path(__file__).parent / "data"
 SEED = "Potential Reverse Shell via UDP"
 HANDOFF = "UDP Reverse Shell via Socket Hand-off (auditeql)"

@@ -10,7 +10,7 @@ import pytest
 from auditeql.emulate import techniques as T
 from auditeql.emulate.netns import Endpoints
 
-SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "udp-shells-1" / "scenarios.json"
+SCENARIOS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "scenarios.json"
 
 #: What the issue asks the emulation to cover (technique families) -> catalogue names.
 REQUIRED = {

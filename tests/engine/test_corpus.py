@@ -16,7 +16,7 @@ from auditeql.eql.plan import QueryOptions
 
 from .conftest import compile_text
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "udp-shells-1"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"
 SEED = Path(__file__).resolve().parents[3] / "shared" / "spec" / "seed-rule.md"
 
 

@@ -23,7 +23,7 @@ from auditeql.rules.pushdown import PushDown
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = sorted((ROOT / "src" / "auditeql" / "rules" / "builtin").glob("*.toml"))
 EXTRA = sorted((Path(__file__).parent / "rules").glob("*.toml"))
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 #: Rules that read every execve/socket/connect event: on this corpus (which records only those)
 #: push-down can skip nothing for them, so only the equality is checked.
 NOTHING_TO_SKIP = {"auditeql_udp_relay_tool_remote_connect", "auditeql_udp_reverse_shell_socket_handoff"}

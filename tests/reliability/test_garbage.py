@@ -22,7 +22,7 @@ from auditeql.audit.pipeline import Normalizer
 from auditeql.audit.records import MAX_LINE_BYTES
 from auditeql.cli import main as cli
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 HOST = HostInfo.detect(host_id="garbage-host", host_name="garbage")
 
 GARBAGE = {

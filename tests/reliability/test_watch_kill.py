@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 AUDITEQL = [sys.executable, "-m", "auditeql.cli"]
 EVERY_EVENT = """
 [metadata]

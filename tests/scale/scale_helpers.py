@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-CORPUS = Path(os.environ.get("AUDITEQL_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus" / "udp-shells-1"))
+CORPUS = Path(os.environ.get("AUDITEQL_CORPUS", Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"))
 SEED_RULE_ID = "a5eb21b7-13cc-4b94-9fe2-29bb2914e037"
 
 

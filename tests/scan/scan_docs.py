@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"
 SEED_ID = "a5eb21b7-13cc-4b94-9fe2-29bb2914e037"
 
 

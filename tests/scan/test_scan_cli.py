@@ -75,7 +75,7 @@ def check_seed_alerts(alerts: list[dict], corpus: Path) -> None:
 @pytest.fixture(scope="module")
 def raw_runs(tmp_path_factory):
     """Two scans of the raw log into one store: (first, second, store path)."""
-    corpus = Path("/work/shared/corpus/udp-shells-1")
+    corpus = (Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1")
     if not (corpus / "audit.log.gz").exists():
         pytest.skip(f"LOUD SKIP: the shared corpus {corpus} is absent; the end-to-end check did not run")
     store = tmp_path_factory.mktemp("state") / "sub" / "alerts.db"

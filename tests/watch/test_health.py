@@ -15,7 +15,7 @@ from auditeql.sources.netlink import AuditStatus
 from auditeql.watch.health import HealthReporter
 from tests.watch.test_watch_file import EVERY_EVENT
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 
 
 def test_rates_are_per_second_since_the_previous_report() -> None:

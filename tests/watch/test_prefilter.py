@@ -18,7 +18,7 @@ from auditeql.rules import builtin_rules
 from auditeql.rules.replay import plan_filters
 from auditeql.watch.prefilter import RecordPrefilter, required_names
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 
 
 @dataclass(frozen=True)

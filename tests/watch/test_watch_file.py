@@ -22,7 +22,7 @@ import pytest
 
 from tests.watch.conftest import wait_for
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 AUDITEQL = [sys.executable, "-m", "auditeql.cli"]
 EVERY_EVENT = """
 [metadata]
@@ -71,7 +71,9 @@ def _boundaries(lines: list[bytes], parts: int) -> list[int]:
 def _uuids(path: Path) -> list[str]:
     if not path.exists():
         return []
-    return [orjson.loads(line)["kibana.alert.uuid"] for line in path.read_bytes().splitlines() if line.strip()]
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]  # the writer may be mid-line while we poll
+    return [orjson.loads(line)["kibana.alert.uuid"] for line in complete.splitlines() if line.strip()]
 
 
 class _Watch:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 SEED_ALERTS = 9  # the recording's README: the seed rule alerts on 9 scenarios
 
 

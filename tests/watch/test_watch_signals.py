@@ -17,7 +17,7 @@ import pytest
 from tests.watch.conftest import wait_for
 from tests.watch.test_watch_file import EVERY_EVENT
 
-CORPUS = Path("/work/shared/corpus/udp-shells-1/audit.log.gz")
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 AUDITEQL = [sys.executable, "-m", "auditeql.cli"]
 
 
@@ -34,7 +34,10 @@ class _Proc:
         return self.err_path.read_text(errors="replace")
 
     def out(self) -> list[dict]:
-        return [orjson.loads(x) for x in self.out_path.read_bytes().splitlines() if x.strip()]
+        # only complete lines: the writer may be mid-line when a test polls
+        data = self.out_path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        return [orjson.loads(x) for x in complete.splitlines() if x.strip()]
 
     def send(self, data: bytes) -> None:
         assert self.proc.stdin is not None

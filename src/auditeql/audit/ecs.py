@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
 from auditeql.audit import tables
 from auditeql.audit.coalesce import Event
 from auditeql.audit.host import HostInfo

@@ -119,6 +119,10 @@ class Normalizer:
             if rec.reason != "empty":
                 self.skipped[rec.reason] += 1
             return []
+        if self._keep is None:  # feed_record without push-down, inlined (the per-line hot path)
+            self.records += 1
+            groups = self.reassembler.push(rec)  # type: ignore[arg-type]
+            return self._build(groups) if groups else []
         return self.feed_record(rec)  # type: ignore[arg-type]
 
     def feed_netlink(self, msg_type: int, payload: bytes) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from auditeql.engine.keys import BoolKey, make_extractor
+from auditeql.engine.keys import make_extractor
 from auditeql.engine.limits import apply_limits
 from auditeql.engine.match import Match
 from auditeql.engine.ordering import doc_timestamp_ns, make_order_key
@@ -300,17 +300,9 @@ def _key_cells(key: tuple) -> list[Any]:
             cells += [v, None]
         elif type(v) is str:
             cells += [None, v]
-        elif type(v) is BoolKey or type(v) is float or True:
+        else:  # a boolean, a float or an out-of-range integer: no SQL key column carries it
             raise _NeedsPython()
     return cells
-
-
-def join_key_value(kn: Any, ks: Any) -> Any:
-    return kn if kn is not None else ks
-
-
-def default_options(options: QueryOptions | None) -> QueryOptions:
-    return options or QueryOptions()
 
 
 def plan_for(query: str | Plan, options: QueryOptions | None = None) -> Plan:
@@ -322,5 +314,3 @@ def plan_for(query: str | Plan, options: QueryOptions | None = None) -> Plan:
         return compile_query(query, event_category_field=opts.event_category_field)
     return query
 
-
-_ = (Doc, Sequence)

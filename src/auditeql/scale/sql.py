@@ -343,8 +343,6 @@ def _key_exprs(sp: SqlPlan, keys: Sequence[KeyField]) -> tuple[list[str], str, l
         col = d.ident(k.path)
         if f.is_list:
             # multi-valued: one row per distinct value (the cartesian product over positions)
-            elem = f"_k{i}"
-            value = elem
             items_src = f"array_distinct({col})" if d.name == "spark" else f"list_distinct({col})"
             if k.optional:
                 items_src = (
@@ -354,7 +352,6 @@ def _key_exprs(sp: SqlPlan, keys: Sequence[KeyField]) -> tuple[list[str], str, l
             else:
                 cond = sql_and(cond, d.render(d.list_nonempty, col=col))
             items.append(f"{items_src} AS _arr{i}")
-            del value
         else:
             if not k.optional:
                 cond = sql_and(cond, f"({col} IS NOT NULL)")

@@ -213,20 +213,32 @@ class FileFollower:
 
     def _next_rotated(self) -> Path | None:
         """The file rotated right after the one just finished, when the log rotated more than once
-        before we reached its end (ours is now ``audit.log.K``, K >= 2: ``audit.log.K-1`` is next)."""
-        here = self._find_by_inode(self._dev, self._ino)
-        if here is None:
+        before we reached its end: among ``audit.log.N`` not read yet, the one written next (the
+        oldest modification time not older than ours). Names are not trusted for the order: a
+        rotation renames files one by one, and we may look in the middle of it."""
+        try:
+            ours = os.fstat(self._fd) if self._fd is not None else None
+        except OSError:
+            ours = None
+        if ours is None:
             return None
-        suffix = here.name[len(self.path.name):]
-        if not (suffix.startswith(".") and suffix[1:].isdigit()) or int(suffix[1:]) < 2:
+        parent, base = self.path.parent, self.path.name
+        try:
+            names = os.listdir(parent)
+        except OSError:
             return None
-        nxt = self.path.with_name(f"{self.path.name}.{int(suffix[1:]) - 1}")
-        st, ours = _stat(nxt), _stat(here)
-        if st is None or ours is None or (st.st_dev, st.st_ino) in self._finished:
-            return None
-        if st.st_mtime_ns < ours.st_mtime_ns:
-            return None  # older than the file we finished: not auditd's numbering, do not go back
-        return nxt
+        best: tuple[int, Path] | None = None
+        for name in names:
+            if not (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
+                continue
+            st = _stat(parent / name)
+            if st is None or (st.st_dev, st.st_ino) in self._finished or (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+                continue
+            if st.st_mtime_ns < ours.st_mtime_ns:
+                continue  # written before ours: already read, or older than where we started
+            if best is None or st.st_mtime_ns < best[0]:
+                best = (st.st_mtime_ns, parent / name)
+        return best[1] if best is not None else None
 
     def _switch_to_path(self) -> list[bytes]:
         # Whatever is left of the old file without a newline is still a record: hand it out.
