@@ -519,7 +519,10 @@ def _file_object(ev: Event, path_index: int) -> None:
         file["uid"] = path["ouid"]
     if "ogid" in path:
         file["gid"] = path["ogid"]
-    selinux = {k[4:]: v for k, v in path.items() if k.startswith("obj_")}
-    if selinux:
-        file["selinux"] = selinux
+    # SELinux object context (obj_user…): a C-level look at the keys before the comprehension,
+    # which most paths (no SELinux) would run for nothing
+    if "\0obj_" in "\0" + "\0".join(path):
+        selinux = {k[4:]: v for k, v in path.items() if k.startswith("obj_")}
+        if selinux:
+            file["selinux"] = selinux
     ev.file = file
