@@ -60,7 +60,7 @@ class FileFollower:
         self._partial = b""
         self._head = ""
         self._draining: Path | None = None  # a rotated file being finished before ``path``
-        self._finished: deque[tuple[int, int]] = deque(maxlen=16)  # (dev, inode) of files read to the end
+        self._finished: deque[tuple[int, int, int, int]] = deque(maxlen=16)  # files read to the end
         self.rotations = 0
         self.truncations = 0
         self._start(checkpoint, start_at_end)
@@ -222,29 +222,39 @@ class FileFollower:
             ours = None
         if ours is None:
             return None
+        # a finished file is known by inode *and* size and mtime: inodes of deleted files are reused
+        self._finished.append((ours.st_dev, ours.st_ino, ours.st_size, ours.st_mtime_ns))
         parent, base = self.path.parent, self.path.name
+        names: set[str] = set()
         try:
-            names = os.listdir(parent)
+            for _ in range(3):  # a listing taken while files are renamed can miss one: take a few
+                before = len(names)
+                names.update(os.listdir(parent))
+                if names and len(names) == before:
+                    break
         except OSError:
             return None
-        best: tuple[int, Path] | None = None
+        best: tuple[int, int, Path] | None = None
         for name in names:
             if not (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
                 continue
             st = _stat(parent / name)
-            if st is None or (st.st_dev, st.st_ino) in self._finished or (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+            if st is None or (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+                continue
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) in self._finished:
                 continue
             if st.st_mtime_ns < ours.st_mtime_ns:
                 continue  # written before ours: already read, or older than where we started
-            if best is None or st.st_mtime_ns < best[0]:
-                best = (st.st_mtime_ns, parent / name)
-        return best[1] if best is not None else None
+            # written first = next; same timestamp (coarse clocks): the higher rotation number is older
+            key = (st.st_mtime_ns, -int(name[len(base) + 1:]))
+            if best is None or key < best[:2]:
+                best = (key[0], key[1], parent / name)
+        return best[2] if best is not None else None
 
     def _switch_to_path(self) -> list[bytes]:
         # Whatever is left of the old file without a newline is still a record: hand it out.
         tail = [self._partial] if self._partial.strip() else []
         self.rotations += 1
-        self._finished.append((self._dev, self._ino))
         nxt = self._next_rotated()
         self.close()
         self._partial = b""
