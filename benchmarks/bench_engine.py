@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-SEED_RULE = Path(__file__).resolve().parents[2] / "shared" / "spec" / "seed-rule.md"
+SEED_RULE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "spec" / "seed-rule.md"
 SHELLS = ["bash", "sh", "dash", "python3", "perl", "nc", "socat", "zsh", "php8.1", "lua5.3"]
 OTHER = ["ls", "cat", "grep", "systemd", "sshd", "cron", "awk2", "curl", "tar", "gzip", "find", "sed", "nginx",
          "postgres", "java", "node", "git", "make", "cc1", "ld"]

@@ -85,7 +85,7 @@ def build_corpus_legacy(path: Path, n_docs: int) -> int:
     return written
 
 
-SEED = ROOT.parent / "shared" / "spec" / "seed-rule.md"
+SEED = ROOT / "tests" / "fixtures" / "spec" / "seed-rule.md"
 if not SEED.exists():
     SEED = Path("/work/shared/spec/seed-rule.md")
 

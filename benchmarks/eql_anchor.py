@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def seed_query() -> str:
-    text = (HERE.parents[1] / "shared" / "spec" / "seed-rule.md").read_text()
+    text = (HERE.parent / "tests" / "fixtures" / "spec" / "seed-rule.md").read_text()
     block = text[text.index("## Query (verbatim)"):].split("```")[1]
     return block.strip()
 

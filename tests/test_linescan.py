@@ -90,7 +90,7 @@ def test_seed_rule_output_identical_without_hyperscan(tmp_path, monkeypatch):
         body = b"".join(orjson.dumps({**orjson.loads(l), "host": host}) + b"\n" for l in fh if l.strip())
     f = tmp_path / "c.ndjson"
     f.write_bytes(body)
-    text = Path("/work/shared/spec/seed-rule.md").read_text()
+    text = (Path(__file__).resolve().parent / "fixtures" / "spec" / "seed-rule.md").read_text()
     query = text[text.index("## Query (verbatim)"):].split("```")[1]
     fast = CliRunner().invoke(main, ["query", "--size", "1000", query, str(f)])
     monkeypatch.setattr(linescan, "_hs", None)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 CORPUS = Path(__file__).resolve().parents[0] / "fixtures" / "udp-shells-1" / "auditbeat_oracle.ndjson.gz"
-SEED = Path("/work/shared/spec/seed-rule.md")
+SEED = Path(__file__).resolve().parent / "fixtures" / "spec" / "seed-rule.md"
 
 
 class Result:

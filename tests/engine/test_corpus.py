@@ -17,7 +17,7 @@ from auditeql.eql.plan import QueryOptions
 from .conftest import compile_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1"
-SEED = Path(__file__).resolve().parents[3] / "shared" / "spec" / "seed-rule.md"
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "spec" / "seed-rule.md"
 
 
 @pytest.fixture(scope="module")

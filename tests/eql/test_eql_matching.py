@@ -135,7 +135,7 @@ def test_seed_rule_parses_verifies_and_compiles() -> None:
 
     from auditeql.eql.plan import SamplePlan
 
-    spec = Path("/work/shared/spec/seed-rule.md")
+    spec = Path(__file__).resolve().parents[1] / "fixtures" / "spec" / "seed-rule.md"
     if not spec.exists():
         pytest.skip("shared spec not available")
     plan = compile_query(spec.read_text().split("```")[1])

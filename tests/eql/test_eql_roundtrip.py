@@ -19,7 +19,7 @@ def test_print_then_parse_is_identity(query: ast.Query) -> None:
 def test_seed_rule_roundtrip() -> None:
     from pathlib import Path
 
-    spec = Path("/work/shared/spec/seed-rule.md")
+    spec = Path(__file__).resolve().parents[1] / "fixtures" / "spec" / "seed-rule.md"
     text = spec.read_text().split("```")[1] if spec.exists() else SEED_QUERY
     q = parse_query(text)
     assert parse_query(to_text(q)) == q

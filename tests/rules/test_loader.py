@@ -13,7 +13,7 @@ from auditeql.rules.loader import LoadReport, parse_rule
 from auditeql.rules.model import parse_date_math, parse_duration
 
 SEED_ID = "a5eb21b7-13cc-4b94-9fe2-29bb2914e037"
-SPEC = Path("/work/shared/spec/seed-rule.md")
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "spec" / "seed-rule.md"
 
 MINIMAL = """
 [metadata]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import typing
 from typing import Any
 
 import click
@@ -56,7 +57,7 @@ def normalize(flavor: str, host_id: str | None, host_name: str | None, original:
     normalizer = Normalizer(flavor, host, original=original)
     # a buffered writer of our own: with PYTHONUNBUFFERED (or -u) sys.stdout.buffer makes one
     # system call per event, which costs more than building the document
-    out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
+    out = _buffered_stdout()
     dumps = orjson.dumps
     ndjson_inputs = 0
     try:
@@ -97,3 +98,11 @@ def normalize(flavor: str, host_id: str | None, host_name: str | None, original:
     stats = dict(normalizer.stats)
     stats["ndjson_files"] = ndjson_inputs
     click.echo(_summary(stats), err=True)
+
+
+def _buffered_stdout() -> io.BufferedWriter | typing.BinaryIO:
+    """stdout's file descriptor behind a 64 KiB buffer; stdout's own buffer when it has no descriptor."""
+    try:
+        return io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 1 << 16)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return sys.stdout.buffer
