@@ -224,32 +224,51 @@ class FileFollower:
             return None
         # a finished file is known by inode *and* size and mtime: inodes of deleted files are reused
         self._finished.append((ours.st_dev, ours.st_ino, ours.st_size, ours.st_mtime_ns))
-        parent, base = self.path.parent, self.path.name
-        names: set[str] = set()
-        try:
-            for _ in range(3):  # a listing taken while files are renamed can miss one: take a few
-                before = len(names)
-                names.update(os.listdir(parent))
-                if names and len(names) == before:
-                    break
-        except OSError:
+        snapshot = self._rotated_snapshot()
+        if snapshot is None:
             return None
         best: tuple[int, int, Path] | None = None
-        for name in names:
-            if not (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
+        base = self.path.name
+        for name, ident in snapshot.items():
+            if ident[:2] == (ours.st_dev, ours.st_ino):
                 continue
-            st = _stat(parent / name)
-            if st is None or (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+            if ident in self._finished:
                 continue
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) in self._finished:
-                continue
-            if st.st_mtime_ns < ours.st_mtime_ns:
+            if ident[3] < ours.st_mtime_ns:
                 continue  # written before ours: already read, or older than where we started
             # written first = next; same timestamp (coarse clocks): the higher rotation number is older
-            key = (st.st_mtime_ns, -int(name[len(base) + 1:]))
+            key = (ident[3], -int(name[len(base) + 1:]))
             if best is None or key < best[:2]:
-                best = (key[0], key[1], parent / name)
+                best = (key[0], key[1], self.path.parent / name)
         return best[2] if best is not None else None
+
+    def _rotated_snapshot(self) -> dict[str, tuple[int, int, int, int]] | None:
+        """``audit.log.N`` -> (device, inode, size, mtime), taken until two takes agree.
+
+        A rotation renames files one by one; a listing followed by one ``stat`` per name, taken in
+        the middle of it, can see a file under no name at all (listed as ``.2``, renamed to ``.3``
+        before it is stat-ed, while ``.3`` was stat-ed before the rename). Two identical takes in a
+        row mean no rename happened in between.
+        """
+        parent, base = self.path.parent, self.path.name
+        previous: dict[str, tuple[int, int, int, int]] | None = None
+        for _ in range(50):
+            try:
+                names = os.listdir(parent)
+            except OSError:
+                return None
+            take: dict[str, tuple[int, int, int, int]] = {}
+            for name in names:
+                if not (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
+                    continue
+                st = _stat(parent / name)
+                if st is not None:
+                    take[name] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if take == previous:
+                return take
+            previous = take
+            time.sleep(0.001)
+        return previous
 
     def _switch_to_path(self) -> list[bytes]:
         # Whatever is left of the old file without a newline is still a record: hand it out.
