@@ -15,7 +15,7 @@ from auditeql.audit.host import HostInfo
 from auditeql.audit.pipeline import Normalizer
 from auditeql.eql.parser import parse_query
 from auditeql.rules import builtin_rules
-from auditeql.rules.replay import plan_filters
+from auditeql.eql.plan import plan_filters
 from auditeql.watch.prefilter import RecordPrefilter, required_names
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
@@ -65,7 +65,7 @@ def test_prefilter_keeps_every_event_a_builtin_filter_matches() -> None:
     assert pre.active
     everything = _all_docs()
     filtered = _docs(records, pre)
-    preds = [p for r in rules for p in plan_filters(r.plan)]
+    preds = [f.predicate for r in rules for f in plan_filters(r.plan)]
 
     def matching(docs: list[dict]) -> set[str]:
         return {source_id(d) for d in docs if any(p(d) for p in preds)}
@@ -82,7 +82,7 @@ def test_seed_rule_alone_skips_most_events() -> None:
     records = _netlink_records()
     pre = RecordPrefilter(seed)
     everything, filtered = _all_docs(), _docs(records, pre)
-    pred = plan_filters(seed[0].plan)
+    pred = [f.predicate for f in plan_filters(seed[0].plan)]
     want = {source_id(d) for d in everything if any(p(d) for p in pred)}
     assert {source_id(d) for d in filtered if any(p(d) for p in pred)} == want
     assert len(filtered) < len(everything) / 2

@@ -23,20 +23,10 @@ import click
 import orjson
 
 from auditeql.eql import EqlError, compile_query
-from auditeql.eql.plan import CompiledFilter, EventPlan, Plan, QueryOptions, SamplePlan
+from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, plan_filters
 from auditeql.eql.prefilter import combine_line_filters
 from auditeql.sources.linescan import BlockScanner, block_scanner
 from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
-
-
-def plan_filters(plan: Plan) -> list[CompiledFilter]:
-    if isinstance(plan, EventPlan):
-        return [plan.filter]
-    filters = list(plan.filters)
-    until = getattr(plan, "until", None)
-    if until is not None:
-        filters.append(until)
-    return filters
 
 
 def line_prefilter(plan: Plan) -> Callable[[bytes], bool] | None:

@@ -91,6 +91,18 @@ class SequencePlan:
 
 Plan = EventPlan | SamplePlan | SequencePlan
 
+
+def plan_filters(plan: Plan) -> list[CompiledFilter]:
+    """Every filter an engine evaluates for ``plan``: the event filter, the sample or sequence
+    stages (missing ones included) and a sequence's ``until``."""
+    if isinstance(plan, EventPlan):
+        return [plan.filter]
+    if isinstance(plan, SamplePlan):
+        return list(plan.filters)
+    if isinstance(plan, SequencePlan):
+        return [*plan.filters, *([plan.until] if plan.until is not None else [])]
+    raise TypeError(f"not a compiled plan: {type(plan).__name__}")
+
 #: A raw line containing one of these escapes may spell a literal differently (``\u0061``, ``\/``).
 LITERAL_GUARDS: tuple[bytes, ...] = (b"\\u", b"\\/")
 

@@ -52,7 +52,7 @@ from typing import Any
 
 from auditeql.audit import tables
 from auditeql.eql import ast
-from auditeql.eql.plan import CompiledFilter, EventPlan, line_may_match, literal_needles
+from auditeql.eql.plan import CompiledFilter, line_may_match, literal_needles, plan_filters
 
 #: Fields a SYSCALL record heading its event determines on its own.
 SYSCALL_FIELD = "auditd.data.syscall"
@@ -71,17 +71,6 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 
 # --------------------------------------------------------------------------- derivation
-
-
-def plan_filters(plan: Any) -> list[CompiledFilter]:
-    """Every filter an engine evaluates: event filter, sample/sequence stages, ``until``."""
-    if isinstance(plan, EventPlan):
-        return [plan.filter]
-    out = list(plan.filters)
-    until = getattr(plan, "until", None)
-    if until is not None:
-        out.append(until)
-    return out
 
 
 def _conjuncts(expr: Any) -> Iterable[Any]:

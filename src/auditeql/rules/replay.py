@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditeql.eql.plan import EventPlan, QueryOptions, SamplePlan, SequencePlan
+from auditeql.eql.plan import QueryOptions, plan_filters
 from auditeql.fields import first
 from auditeql.rules.model import Rule
 
@@ -65,20 +65,6 @@ def query_options(rule: Rule) -> QueryOptions:
         tiebreaker_field=rule.tiebreaker_field,
         event_category_field=rule.event_category_override or "event.category",
     )
-
-
-def plan_filters(plan: Any) -> list[Callable[[Mapping[str, Any]], bool]]:
-    """Every predicate an engine evaluates for ``plan`` (filters and ``until``)."""
-    if isinstance(plan, EventPlan):
-        return [plan.filter.predicate]
-    if isinstance(plan, SamplePlan):
-        return [f.predicate for f in plan.filters]
-    if isinstance(plan, SequencePlan):
-        preds = [f.predicate for f in plan.filters]
-        if plan.until is not None:
-            preds.append(plan.until.predicate)
-        return preds
-    raise TypeError(f"not a compiled plan: {type(plan).__name__}")
 
 
 def window_time(doc: Mapping[str, Any], rule: Rule, parse: Callable[[Any], int | None]) -> int | None:
@@ -182,7 +168,7 @@ class Replayer:
     """Feed documents (any order), then :meth:`finish` replays every rule's scheduled runs."""
 
     def __init__(self, rules: Iterable[Rule], *, engine: str = "python", context: Any = None) -> None:
-        self.rules = [RuleReplay(r, plan_filters(r.plan)) for r in rules]
+        self.rules = [RuleReplay(r, [f.predicate for f in plan_filters(r.plan)]) for r in rules]
         self.runner = window_runner(engine)
         self.context = context
         self.documents = 0
