@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.perf.conftest import split_events
+
 from auditeql.cli import main as cli
 from auditeql.rules.pushdown import PushDown
 
@@ -28,11 +30,6 @@ CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "au
 #: push-down can skip nothing for them, so only the equality is checked.
 NOTHING_TO_SKIP = {"auditeql_udp_relay_tool_remote_connect", "auditeql_udp_reverse_shell_socket_handoff"}
 FIXTURES = sorted((ROOT / "tests" / "fixtures" / "audit").glob("*.log"))
-
-
-@pytest.fixture(autouse=True)
-def _private_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +49,7 @@ def recordings(tmp_path_factory) -> dict[str, Path]:
 
 def _interleave(lines: list[bytes]) -> list[bytes]:
     """Pairs of consecutive events with their records alternated (SYSCALL lines stay first)."""
-    events: list[list[bytes]] = []
-    last = None
-    for line in lines:
-        head = line.split(b"msg=audit(", 1)[-1].split(b")", 1)[0]
-        if head != last:
-            events.append([])
-            last = head
-        events[-1].append(line)
+    events = split_events(lines)
     out: list[bytes] = []
     for i in range(0, len(events) - 1, 2):
         a, b = events[i], events[i + 1]

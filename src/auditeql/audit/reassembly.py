@@ -147,6 +147,18 @@ class Reassembler:
             group.complete = True
         return self._clean()
 
+    def release_now(self, serial: int) -> bool:
+        """Count a complete one-record group as released at once, if nothing is pending before it.
+
+        What :meth:`push` of a complete record would do when no group is in flight (the group
+        would leave immediately), without building one: for stand-ins of skipped events."""
+        if self._order:
+            return False
+        key = self._unwrap(serial)
+        self.stats.completed += 1
+        self._count_gap(key)
+        return True
+
     def discard(self, serial: int) -> bool:
         """Forget a pending group (push-down decided nobody wants it). True if one existed."""
         key = self._unwrap(serial)

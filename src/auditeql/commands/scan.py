@@ -221,7 +221,7 @@ def _pushdown(rules: Any) -> Any:
     """The rules' push-down, deferring skipped events so process ancestry still sees every exec."""
     from auditeql.rules.pushdown import PushDown
 
-    pd = PushDown.from_rules(rules, defer=True)
+    pd = PushDown.from_rules(rules, defer=True, semijoin=True)
     return pd if pd.active else None
 
 

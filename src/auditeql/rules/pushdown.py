@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,13 +178,17 @@ class PushDown:
         self._ndjson_needles = literals
         self._actions = _syscall_actions()
         self._default_action = self._actions.get("*", "")
-        self._decisions: dict[tuple[str | None, str | None], bool] = {}
+        self._decisions: dict[tuple[str | None, str | None], int] = {}
         self._syscall_decisions: dict[str | None, bool] = {}
         self.active = bool(self.needs) and all(n.atoms for n in self.needs)
+        #: the join-key semi-join of :mod:`auditeql.rules.semijoin` (``scan`` of regular files)
+        self.semijoin: Any = None
 
     @classmethod
-    def from_rules(cls, rules: Iterable[Any], *, defer: bool = False) -> PushDown:
-        """From loaded :class:`~auditeql.rules.model.Rule` objects (their compiled plans)."""
+    def from_rules(cls, rules: Iterable[Any], *, defer: bool = False, semijoin: bool = False) -> PushDown:
+        """From loaded :class:`~auditeql.rules.model.Rule` objects (their compiled plans).
+
+        ``semijoin``: also prepare the join-key semi-join (used when every input can be read twice)."""
         needs: list[FilterNeeds] = []
         needles: set[bytes] | None = set()
         rules = list(rules)
@@ -204,6 +208,10 @@ class PushDown:
             # a deferred event's time is its header time, i.e. @timestamp; a rule windowing on a
             # field the normalizer writes would place it differently: read everything instead
             pd.active = False
+        if semijoin and pd.active:
+            from auditeql.rules.semijoin import SemiJoin
+
+            pd.semijoin = SemiJoin.from_rules(rules)
         return pd
 
     # -- decisions ---------------------------------------------------------------------------
@@ -212,13 +220,20 @@ class PushDown:
 
     def decide(self, syscall: str | None, comm: str | None) -> bool:
         """May an event headed by a SYSCALL record with this syscall name and comm match?"""
+        return self.decide_mask(syscall, comm) != 0
+
+    def decide_mask(self, syscall: str | None, comm: str | None) -> int:
+        """Which filters (bit ``i`` = ``needs[i]``) may match an event headed by such a SYSCALL record."""
         key = (syscall, comm)
         got = self._decisions.get(key)
         if got is None:
             action = self.action_of(syscall) if syscall is not None else None
             small = small_document(syscall, action, comm)
             known = PUSHABLE if comm is not None else frozenset({SYSCALL_FIELD, ACTION_FIELD})
-            got = any(n.may_match(small, known) for n in self.needs)
+            got = 0
+            for i, n in enumerate(self.needs):
+                if n.may_match(small, known):
+                    got |= 1 << i
             self._decisions[key] = got
         return got
 
@@ -251,8 +266,11 @@ class PushDown:
         return None if self._ndjson_needles is None else self.ndjson_may_match
 
     # -- audit.log lines -------------------------------------------------------------------------
-    def line_feeder(self, normalizer: Any) -> LineFeeder:
-        return LineFeeder(normalizer, self)
+    def line_feeder(self, normalizer: Any, *, census: str | None = None) -> LineFeeder:
+        """The line-level fast path over ``normalizer``; ``census``: the semi-join's first pass
+        (``"count"``: count and forget, a second pass follows; ``"hold"``: also defer every
+        candidate, for :func:`held_items`)."""
+        return LineFeeder(normalizer, self, census=census)
 
 
 # --------------------------------------------------------------------------- deferred events
@@ -268,6 +286,9 @@ class Deferred:
     is_exec: bool
     lines: list[bytes]
     normalizer_factory: Callable[[], Any] = field(repr=False)
+    #: (header, filter mask, raw join key) of an event some filter may match, held by the
+    #: semi-join's census until it knows whether the event is needed (see :func:`held_items`)
+    candidate: tuple[bytes, int, tuple[Any, int, int]] | None = None
     _doc: dict[str, Any] | None = field(default=None, repr=False)
 
     def document(self) -> dict[str, Any]:
@@ -281,6 +302,21 @@ class Deferred:
             self._doc = docs[0] if docs else {}
             self.lines = []
         return self._doc
+
+
+def held_items(items: Iterable[Any], semijoin: Any) -> Iterator[Any]:
+    """The stream of a "hold" census after :meth:`SemiJoin.finish`: every needed candidate is
+    replaced by its document, built from its lines as in the full path; the rest passes through."""
+    for item in items:
+        if item.__class__ is Deferred and item.candidate is not None:
+            header, mask, key = item.candidate
+            item.candidate = None
+            if not semijoin.skips(header, mask, key):
+                doc = item.document()
+                if doc:
+                    yield doc
+                continue
+        yield item
 
 
 def _token(line: bytes, key: bytes) -> bytes | None:
@@ -327,21 +363,27 @@ class LineFeeder:
     of a skipped event that arrive later are collected into it (or dropped, without deferral).
     """
 
-    def __init__(self, normalizer: Any, pushdown: PushDown) -> None:
+    def __init__(self, normalizer: Any, pushdown: PushDown, *, census: str | None = None) -> None:
         self.normalizer = normalizer
         self.pushdown = pushdown
-        self.defer = pushdown.defer
+        # census (the semi-join's first pass): candidates are counted with their raw key and
+        # skipped — forgotten ("count") or deferred ("hold"); only events not headed by a plain
+        # SYSCALL line are built
+        self.census = pushdown.semijoin if census else None
+        self.semijoin = None if census else pushdown.semijoin
+        self.defer = pushdown.defer and census != "count"
         host = getattr(normalizer, "host", None)
         host_fields = getattr(host, "fields", None) or {}
         self.host_id = host_fields.get("id")
         self._current: Deferred | None = None
         self._current_header: bytes | None = None
+        self._current_numbers: tuple[int, int, int] = (0, 0, 0)
         self._recent: OrderedDict[bytes, _Skipped] = OrderedDict()
         self._current_state = _Skipped([])
         self._full: OrderedDict[bytes, None] = OrderedDict()
         self.skipped_events = 0
         self.skipped_lines = 0
-        self._shapes: dict[tuple[bytes, ...], bool] = {}
+        self._shapes: dict[tuple[bytes, ...], int] = {}
         self._execs: dict[tuple[bytes, ...], bool] = {}
         flavor = getattr(normalizer, "flavor", "auditd-manager")
 
@@ -354,11 +396,13 @@ class LineFeeder:
 
     # -- public ------------------------------------------------------------------------------
     def feed(self, line: bytes) -> list[Any]:
-        if not line.startswith(b"type="):
-            return self._full_path(line, None)
-        header = _header(line)
+        header = _header(line) if line.startswith(b"type=") else None
         if header is None:
-            return self._full_path(line, None)
+            # (``node=`` lines, odd lines) the skipped event in progress goes first, where its
+            # records already are without push-down
+            out = self._finish() if self._current_header is not None else []
+            out.extend(self._full_path(line, None))
+            return out
         if header == self._current_header:
             state = self._current_state
             if not state.complete:
@@ -383,6 +427,49 @@ class LineFeeder:
         out.extend(self._full_path(line, header))
         return out
 
+    def feed_lines(self, lines: Iterable[bytes]) -> Iterator[Any]:
+        """:meth:`feed` over many lines. The lines that continue the skipped event in progress
+        (most lines of a log) are taken here without a call: same header, the event not complete."""
+        feed = self.feed
+        open_types = _OPEN_TYPES
+        last: bytes | None = None
+        marker = b""
+        recent, full = self._recent, self._full
+        for line in lines:
+            cur = self._current_header
+            if line.startswith(b"type="):
+                # `type=NAME msg=audit(HEADER)`: the first space ends NAME, so the header test
+                # of :func:`_header` is "the marker starts at the first space"
+                sp = line.find(b" ", 5)
+                if cur is not None:
+                    if cur is not last:
+                        last, marker = cur, b" msg=audit(" + cur + b")"
+                    if line.startswith(marker, sp):
+                        state = self._current_state
+                        if not state._maybe and not state._complete:
+                            self.skipped_lines += 1
+                            state.lines.append(line)
+                            if line[5:sp] not in open_types:
+                                state._maybe.append(line)
+                            continue
+                if sp == 12 and line.startswith(b"type=SYSCALL msg=audit("):
+                    # a SYSCALL line that may start a new event: :meth:`feed`'s path, inlined
+                    j = line.find(b")", 23)
+                    header = line[23:j] if j >= 0 else None
+                    if header is not None and header != cur and header not in recent and header not in full:
+                        if cur is not None:
+                            docs = self._finish()
+                            if docs:
+                                yield from docs
+                        if not self._try_skip(line, header):
+                            docs = self._full_path(line, header)
+                            if docs:
+                                yield from docs
+                        continue
+            docs = feed(line)
+            if docs:
+                yield from docs
+
     def flush(self) -> list[Any]:
         out = self._finish() if self._current_header is not None else []
         out.extend(self.normalizer.flush())
@@ -403,34 +490,54 @@ class LineFeeder:
         if m is None:
             return False
         shape = m.group(1, 2, 3)
-        keep = self._shapes.get(shape)
-        if keep is None:
+        mask = self._shapes.get(shape)
+        if mask is None:
             # first time this (arch, syscall, comm) is seen: decide carefully, then remember
             syscall = _syscall_name(body)
-            keep = True if syscall is None else self.pushdown.decide(syscall, _comm(body))
+            mask = -1 if syscall is None else self.pushdown.decide_mask(syscall, _comm(body))
             if len(self._shapes) < _SHAPES:
-                self._shapes[shape] = keep
-        if keep:
-            return False
+                self._shapes[shape] = mask
+        candidate = None
+        key = None
+        if mask:
+            census, semijoin = self.census, self.semijoin
+            if mask < 0 or (census is None and semijoin is None):
+                return False  # undecidable, or some filter may match: the full way
+            key = _raw_key(self.host_id, body)
+            if key is None:
+                return False  # the full way (the census tests its document)
+            if census is not None:
+                census.note_raw(header, mask, key)
+                candidate = (header, mask, key)
+            elif not semijoin.skips(header, mask, key):
+                return False
         if not self.defer:
             self._current, self._current_header, self._current_state = None, header, _Skipped([line])
             self.skipped_events += 1
             self.skipped_lines += 1
             return True
-        facts = _facts(header, body)
-        if facts is None:
+        numbers = _header_numbers(header)
+        if numbers is None:
             return False
-        time_ms, pid = facts
-        success = _token(body, b" success=")
-        failed = success is not None and not (success in (b"yes", b"1") or success.lower().startswith(b"suc"))
+        if key is not None:
+            pid = key[1]
+        else:
+            raw = _token(body, b" pid=")
+            if raw is None or not raw.isdigit():
+                return False
+            pid = int(raw)
         is_exec = self._execs.get(shape)
         if is_exec is None:
             name = _syscall_name(body) or ""
             is_exec = self._execs[shape] = name in _EXEC_SYSCALLS or self.pushdown.action_of(name) == "executed"
-        is_exec = is_exec and not failed
-        self._current_state = _Skipped([line])
-        self._current = Deferred(self.host_id, pid, time_ms, is_exec, self._current_state.lines, self._factory)
+        if is_exec:
+            success = _token(body, b" success=")
+            is_exec = success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc")
+        state = self._current_state = _Skipped([line])
+        self._current = Deferred(self.host_id, pid, numbers[0] * 1000 + numbers[1], is_exec, state.lines,
+                                 self._factory, candidate)
         self._current_header = header
+        self._current_numbers = numbers
         self.skipped_events += 1
         self.skipped_lines += 1
         return True
@@ -445,7 +552,7 @@ class LineFeeder:
         if d is None:
             return []
         # hand the placeholder to the normalizer so it leaves in serial order among documents
-        seconds, millis, serial = _header_numbers(header)  # type: ignore[arg-type]
+        seconds, millis, serial = self._current_numbers
         return self.normalizer.feed_placeholder(seconds, millis, serial, d)
 
 
@@ -506,22 +613,22 @@ class _Skipped:
         return self._complete
 
 
-def _header_numbers(header: bytes) -> tuple[int, int, int]:
-    stamp, _, serial = header.partition(b":")
-    sec, _, ms = stamp.partition(b".")
-    return int(sec), int(ms), int(serial)
-
-
-def _facts(header: bytes, body: bytes) -> tuple[int, int] | None:
-    """(time in ms, pid) of a plain SYSCALL line, or None."""
+def _header_numbers(header: bytes) -> tuple[int, int, int] | None:
+    """(seconds, milliseconds, serial) of a plain ``sec.mmm:serial`` header, or None."""
     stamp, colon, serial = header.partition(b":")
     sec, dot, ms = stamp.partition(b".")
     if not (colon and dot and sec.isdigit() and ms.isdigit() and serial.isdigit() and len(ms) <= 3):
         return None
+    return int(sec), int(ms), int(serial)
+
+
+def _raw_key(host: Any, body: bytes) -> tuple[Any, int, int] | None:
+    """(host.id, process.pid, process.parent.pid) of a plain SYSCALL line, as its document has them."""
     pid = _token(body, b" pid=")
-    if pid is None or not pid.isdigit():
+    ppid = _token(body, b" ppid=")
+    if pid is None or ppid is None or not pid.isdigit() or not ppid.isdigit():
         return None
-    return int(sec) * 1000 + int(ms), int(pid)
+    return host, int(pid), int(ppid)
 
 
 def _syscall_name(body: bytes) -> str | None:

@@ -162,6 +162,51 @@ def _read_ndjson_file(path: str, stats: dict[str, Any]) -> Iterator[dict[str, An
         stats["ndjson_skipped"] = stats.get("ndjson_skipped", 0) + st.bad_lines
 
 
+#: Inputs up to this size (compressed files count ``_GZ_FACTOR`` times) are read once and held in
+#: memory for the semi-join; bigger ones are read twice (a counting census, then the real pass).
+HOLD_LIMIT = 256 << 20
+_GZ_FACTOR = 8
+
+
+def _semijoin_mode(ordered: list[str], policy: Any) -> str | None:
+    """``"hold"``, ``"count"`` or None (no semi-join: an input is stdin, NDJSON or unreadable)."""
+    if getattr(policy, "semijoin", None) is None or not getattr(policy, "active", False) or not ordered:
+        return None
+    total = 0
+    for p in ordered:
+        if p == "-" or not Path(p).is_file() or input_kind(p) != "audit":
+            return None
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        total += Path(p).stat().st_size * (_GZ_FACTOR if gz else 1)
+    return "hold" if total <= HOLD_LIMIT else "count"
+
+
+def _census(ordered: list[str], flavor: str, host: HostInfo, policy: Any, stats: dict[str, Any]) -> None:
+    """The counting census of the join-key semi-join (:mod:`auditeql.rules.semijoin`) for inputs
+    too big to hold: a first pass over every file; on a read error the semi-join is switched off."""
+    semijoin = policy.semijoin
+    feeder = policy.line_feeder(Normalizer(flavor, host), census="count")
+    note = semijoin.note_document
+    try:
+        for path in ordered:
+            with _open(path) as stream:
+                for doc in feeder.feed_lines(stream):
+                    note(doc)
+        for doc in feeder.flush():
+            note(doc)
+    except (OSError, EOFError, gzip.BadGzipFile, InputError):
+        policy.semijoin = None  # the real pass reports the damage; nothing is narrowed
+        return
+    semijoin.finish()
+    _semijoin_stats(semijoin, stats)
+
+
+def _semijoin_stats(semijoin: Any, stats: dict[str, Any]) -> None:
+    stats["semijoin"] = {"candidates": semijoin.census_candidates, "documents": semijoin.census_documents,
+                         "not_needed": semijoin.skipped_headers}
+
+
 def read_documents(
     paths: Iterable[str],
     *,
@@ -177,10 +222,46 @@ def read_documents(
     in place: ``files``, the normalizer counters (``events``, ``records``, ``skipped`` by reason,
     ``reassembly_timeouts``…) and ``ndjson_documents``/``ndjson_skipped``.
     Raises :class:`InputError` for a path that cannot be read.
+
+    With a push-down that carries a join-key semi-join (``scan``), regular audit files are either
+    held in memory while the census decides which candidates are needed, or read twice
+    (:data:`HOLD_LIMIT`); the documents are the same either way.
     """
     if stats is None:
         stats = {}
     ordered = expand_paths(list(paths))
+    policy = keep if keep is not None else pushdown
+    mode = _semijoin_mode(ordered, policy)
+    if mode is None and getattr(policy, "semijoin", None) is not None:
+        policy.semijoin = None  # type: ignore[union-attr]
+    if mode == "count":
+        _census(ordered, flavor, host if host is not None else HostInfo.detect(), policy, stats)
+    if mode != "hold":
+        yield from _read_all(ordered, flavor, host, keep, pushdown, stats, None)
+        return
+    from auditeql.rules.pushdown import held_items
+
+    semijoin = policy.semijoin  # type: ignore[union-attr]
+    note = semijoin.note_document
+    items: list[Any] = []
+    for item in _read_all(ordered, flavor, host, keep, pushdown, stats, "hold"):
+        if item.__class__ is dict:
+            note(item)
+        items.append(item)
+    semijoin.finish()
+    _semijoin_stats(semijoin, stats)
+    yield from held_items(items, semijoin)
+
+
+def _read_all(
+    ordered: list[str],
+    flavor: str,
+    host: HostInfo | None,
+    keep: Any,
+    pushdown: Any,
+    stats: dict[str, Any],
+    census: str | None,
+) -> Iterator[Any]:
     normalizer: Normalizer | None = None
     feeder: Any = None
     stats["files"] = []
@@ -202,14 +283,17 @@ def read_documents(
                     if make_feeder is not None and getattr(policy, "active", True):
                         # the rules' push-down skips events at their SYSCALL line, before parsing
                         normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), policy.normalizer_keep)
-                        feeder = make_feeder(normalizer)
+                        feeder = make_feeder(normalizer, census=census) if census else make_feeder(normalizer)
                     else:
                         normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), keep, pushdown=pushdown)
-                feed = feeder.feed if feeder is not None else normalizer.feed_line
-                for line in _chain(first, stream):
-                    docs = feed(line)
-                    if docs:
-                        yield from docs
+                if feeder is not None:
+                    yield from feeder.feed_lines(_chain(first, stream))
+                else:
+                    feed = normalizer.feed_line
+                    for line in _chain(first, stream):
+                        docs = feed(line)
+                        if docs:
+                            yield from docs
                 stats.update(normalizer.stats)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             stats.setdefault("file_errors", []).append(f"{path}: {exc}")
