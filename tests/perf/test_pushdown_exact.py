@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.perf.conftest import split_events
-
 from auditeql.cli import main as cli
 from auditeql.rules.pushdown import PushDown
+from tests.perf.conftest import split_events
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = sorted((ROOT / "src" / "auditeql" / "rules" / "builtin").glob("*.toml"))

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.perf.conftest import split_events
-
 from auditeql.audit.host import HostInfo
 from auditeql.cli import main as cli
 from auditeql.rules import load_rules
 from auditeql.rules.pushdown import PushDown
 from auditeql.rules.semijoin import SemiJoin
 from auditeql.sources import files
+from tests.perf.conftest import split_events
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = sorted((ROOT / "src" / "auditeql" / "rules" / "builtin").glob("*.toml"))
