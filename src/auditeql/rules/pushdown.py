@@ -470,6 +470,89 @@ class LineFeeder:
             if docs:
                 yield from docs
 
+    def feed_chunks(self, chunks: Iterable[bytes]) -> Iterator[Any]:
+        """:meth:`feed_lines` over blocks of whole lines (a file read in large pieces).
+
+        One regular expression (:data:`_EVENT`) finds a SYSCALL line in the kernel's standard
+        layout and the lines after it with the same header (open record types, then at most one
+        record of any type), and captures what a decision needs. An event whose shape was decided
+        before is skipped right here, with no Python per line and no token search; everything
+        else (first sight of a shape, kept events, odd lines) takes the line-by-line path, so the
+        result is what :meth:`feed` line by line gives."""
+        feed_lines, event_re = self.feed_lines, _EVENT
+        recent, full, shapes, execs = self._recent, self._full, self._shapes, self._execs
+        census, semijoin, defer, host_id, factory = self.census, self.semijoin, self.defer, self.host_id, self._factory
+        open_types = _OPEN_TYPES
+        for chunk in chunks:
+            pos = 0
+            for m in event_re.finditer(chunk):
+                start, end = m.span()
+                if start > pos:
+                    yield from feed_lines(chunk[pos:start].splitlines(keepends=True))
+                pos = end
+                header = m.group(1)
+                cur = self._current_header
+                if header != cur and header not in recent and header not in full:
+                    shape = m.group(5, 6, 10)
+                    mask = shapes.get(shape)
+                    is_exec = execs.get(shape) if defer else False
+                    if mask is not None and is_exec is not None and mask >= 0:
+                        candidate = None
+                        if mask:
+                            key = (host_id, int(m.group(9)), int(m.group(8)))
+                            if census is not None:
+                                census.note_raw(header, mask, key)
+                                candidate = (header, mask, key)
+                            elif semijoin is None or not semijoin.skips(header, mask, key):
+                                mask = -1  # kept: the line-by-line path builds it
+                        if mask >= 0:
+                            if cur is not None:
+                                out = self._finish()
+                                if out:
+                                    yield from out
+                            lines = chunk[start:end].splitlines(keepends=True)
+                            state = _Skipped(lines)
+                            if len(lines) > 1:
+                                last = lines[-1]
+                                if last[5 : last.find(b" ", 5)] not in open_types:
+                                    state._maybe.append(last)
+                            self.skipped_events += 1
+                            self.skipped_lines += len(lines)
+                            self._current_header, self._current_state = header, state
+                            if not defer:
+                                self._current = None
+                                continue
+                            if is_exec:
+                                success = m.group(7)
+                                is_exec = success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc")
+                            numbers = self._current_numbers = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
+                            self._current = Deferred(host_id, int(m.group(9)), numbers[0] * 1000 + numbers[1], is_exec,
+                                                     lines, factory, candidate)
+                            continue
+                yield from self._feed_block(header, chunk[start:end].splitlines(keepends=True))
+            if pos < len(chunk):
+                yield from feed_lines(chunk[pos:].splitlines(keepends=True))
+
+    def _feed_block(self, header: bytes, lines: list[bytes]) -> list[Any]:
+        cur = self._current_header
+        if header == cur or header in self._recent or header in self._full:
+            return list(self.feed_lines(lines))
+        out = self._finish() if cur is not None else []
+        if not self._try_skip(lines[0], header):
+            out.extend(self._full_path(lines[0], header))
+            for line in lines[1:]:
+                out.extend(self.feed(line))
+            return out
+        if len(lines) > 1:
+            # the rest of the event: open record types, perhaps one completing record last
+            state = self._current_state
+            state.lines.extend(lines[1:])
+            last = lines[-1]
+            if last[5 : last.find(b" ", 5)] not in _OPEN_TYPES:
+                state._maybe.append(last)
+            self.skipped_lines += len(lines) - 1
+        return out
+
     def flush(self) -> list[Any]:
         out = self._finish() if self._current_header is not None else []
         out.extend(self.normalizer.flush())
@@ -573,6 +656,24 @@ def _open_types() -> frozenset[bytes]:
 
 _OPEN_TYPES = _open_types()
 
+#: One SYSCALL-headed event in a block of lines (``feed_chunks``): a SYSCALL line in the kernel's
+#: standard layout — every key once, in order, so each captured token is the one :func:`_token`
+#: and :data:`_SHAPE` would find — then lines of open record types with the same header, then at
+#: most one more line with that header. Groups: 1 header, 2–4 seconds/milliseconds/serial,
+#: 5 arch, 6 syscall number, 7 success, 8 ppid, 9 pid, 10 comm.
+_TOKEN = rb"[^\s\x1d]"
+_NOT_KEY = rb"(?!(?:comm|pid|ppid|success|syscall|arch)=)"
+_EVENT = re.compile(
+    rb"^type=SYSCALL msg=audit\(((\d+)\.(\d{1,3}):(\d+))\): arch=([0-9a-fA-F]+) syscall=(\d+) "
+    rb"(?:success=(" + _TOKEN + rb"+) exit=" + _TOKEN + rb"+ )?"
+    rb"a0=" + _TOKEN + rb"+ a1=" + _TOKEN + rb"+ a2=" + _TOKEN + rb"+ a3=" + _TOKEN + rb"+ items=" + _TOKEN + rb"+ "
+    rb"ppid=(\d+) pid=(\d+) (?:" + _NOT_KEY + _TOKEN + rb"+ )*comm=(" + _TOKEN + rb"*)"
+    rb"(?: " + _NOT_KEY + _TOKEN + rb"+)*\r?(?:\x1d[^\n]*)?\n"
+    rb"(?:type=(?:" + b"|".join(sorted(_OPEN_TYPES, key=len, reverse=True)) + rb") msg=audit\(\1\):[^\n]*\n)*"
+    rb"(?:type=[A-Z_]+ msg=audit\(\1\):[^\n]*\n)?",
+    re.M,
+)
+
 
 class _Skipped:
     """The lines of a skipped event so far, and whether the reassembler would call it complete
@@ -615,11 +716,14 @@ class _Skipped:
 
 def _header_numbers(header: bytes) -> tuple[int, int, int] | None:
     """(seconds, milliseconds, serial) of a plain ``sec.mmm:serial`` header, or None."""
-    stamp, colon, serial = header.partition(b":")
-    sec, dot, ms = stamp.partition(b".")
-    if not (colon and dot and sec.isdigit() and ms.isdigit() and serial.isdigit() and len(ms) <= 3):
+    m = _HEADER_NUMBERS(header)
+    if m is None:
         return None
+    sec, ms, serial = m.groups()
     return int(sec), int(ms), int(serial)
+
+
+_HEADER_NUMBERS = re.compile(rb"(\d+)\.(\d{1,3}):(\d+)").fullmatch
 
 
 def _raw_key(host: Any, body: bytes) -> tuple[Any, int, int] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import itertools
 import re
 import sys
 import zlib
@@ -125,9 +126,25 @@ def _sniff(stream: IO[bytes]) -> tuple[str, list[bytes]]:
     return "empty", consumed
 
 
+def _chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """``stream`` in pieces of about ``size`` bytes, each ending with a whole line (but the last)."""
+    carry = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            break
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry += block
+            continue
+        yield carry + block[: cut + 1]
+        carry = block[cut + 1 :]
+    if carry:
+        yield carry
+
+
 def _chain(first: list[bytes], rest: Iterable[bytes]) -> Iterator[bytes]:
-    yield from first
-    yield from rest
+    return itertools.chain(first, rest)  # in C: this runs once per line
 
 
 def _ndjson_lines(lines: Iterable[bytes], stats: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -191,7 +208,7 @@ def _census(ordered: list[str], flavor: str, host: HostInfo, policy: Any, stats:
     try:
         for path in ordered:
             with _open(path) as stream:
-                for doc in feeder.feed_lines(stream):
+                for doc in feeder.feed_chunks(_chunks(stream)):
                     note(doc)
         for doc in feeder.flush():
             note(doc)
@@ -287,7 +304,8 @@ def _read_all(
                     else:
                         normalizer = Normalizer(flavor, host if host is not None else HostInfo.detect(), keep, pushdown=pushdown)
                 if feeder is not None:
-                    yield from feeder.feed_lines(_chain(first, stream))
+                    yield from feeder.feed_lines(first)
+                    yield from feeder.feed_chunks(_chunks(stream))
                 else:
                     feed = normalizer.feed_line
                     for line in _chain(first, stream):
