@@ -342,10 +342,20 @@ def _intersection(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out if isinstance(out, dict) else {}
 
 
+def _is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, quick for the usual dicts and scalars (the ABC check is slow)."""
+    t = type(value)
+    if t is dict:
+        return True
+    if t is str or t is int or t is float or t is bool or t is list or value is None:
+        return False
+    return isinstance(value, Mapping)
+
+
 def _common_value(vals: list[Any]) -> Any:
     head = vals[0]
-    if isinstance(head, Mapping):
-        if not all(isinstance(v, Mapping) for v in vals[1:]):
+    if _is_mapping(head):
+        if not all(_is_mapping(v) for v in vals[1:]):
             return _ABSENT
         out: dict[str, Any] = {}
         for key, value in head.items():

@@ -276,7 +276,7 @@ class PushDown:
 # --------------------------------------------------------------------------- deferred events
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Deferred:
     """A skipped event: its raw lines and the facts process context needs without parsing."""
 
@@ -284,6 +284,7 @@ class Deferred:
     pid: int
     time_ms: int
     is_exec: bool
+    #: raw lines; an element may hold several whole lines (a block taken at once by feed_chunks)
     lines: list[bytes]
     normalizer_factory: Callable[[], Any] = field(repr=False)
     #: (header, filter mask, raw join key) of an event some filter may match, held by the
@@ -296,8 +297,9 @@ class Deferred:
         if self._doc is None:
             norm = self.normalizer_factory()
             docs: list[dict[str, Any]] = []
-            for line in self.lines:
-                docs.extend(norm.feed_line(line))
+            for piece in self.lines:
+                for line in piece.splitlines(keepends=True) if piece.count(b"\n") > 1 else (piece,):
+                    docs.extend(norm.feed_line(line))
             docs.extend(norm.flush())
             self._doc = docs[0] if docs else {}
             self.lines = []
@@ -510,14 +512,13 @@ class LineFeeder:
                                 out = self._finish()
                                 if out:
                                     yield from out
-                            lines = chunk[start:end].splitlines(keepends=True)
-                            state = _Skipped(lines)
-                            if len(lines) > 1:
-                                last = lines[-1]
-                                if last[5 : last.find(b" ", 5)] not in open_types:
-                                    state._maybe.append(last)
+                            block = chunk[start:end]
+                            state = _Skipped([block])  # one element holding the event's lines
+                            cut = block.rfind(b"\n", 0, -1) + 1
+                            if cut and block[cut + 5 : block.find(b" ", cut + 5)] not in open_types:
+                                state._maybe.append(block[cut:])
                             self.skipped_events += 1
-                            self.skipped_lines += len(lines)
+                            self.skipped_lines += block.count(b"\n")
                             self._current_header, self._current_state = header, state
                             if not defer:
                                 self._current = None
@@ -527,7 +528,7 @@ class LineFeeder:
                                 is_exec = success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc")
                             numbers = self._current_numbers = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
                             self._current = Deferred(host_id, int(m.group(9)), numbers[0] * 1000 + numbers[1], is_exec,
-                                                     lines, factory, candidate)
+                                                     state.lines, factory, candidate)
                             continue
                 yield from self._feed_block(header, chunk[start:end].splitlines(keepends=True))
             if pos < len(chunk):
@@ -657,18 +658,20 @@ def _open_types() -> frozenset[bytes]:
 _OPEN_TYPES = _open_types()
 
 #: One SYSCALL-headed event in a block of lines (``feed_chunks``): a SYSCALL line in the kernel's
-#: standard layout — every key once, in order, so each captured token is the one :func:`_token`
-#: and :data:`_SHAPE` would find — then lines of open record types with the same header, then at
+#: standard layout (auditd's SYSCALL record: fixed keys, each once, in order, so each captured
+#: token is the one :func:`_token` and :data:`_SHAPE` would find) — then lines of open record types with the same header, then at
 #: most one more line with that header. Groups: 1 header, 2–4 seconds/milliseconds/serial,
 #: 5 arch, 6 syscall number, 7 success, 8 ppid, 9 pid, 10 comm.
-_TOKEN = rb"[^\s\x1d]"
-_NOT_KEY = rb"(?!(?:comm|pid|ppid|success|syscall|arch)=)"
+_TOKEN = rb"[^\s\x1d]+"
 _EVENT = re.compile(
     rb"^type=SYSCALL msg=audit\(((\d+)\.(\d{1,3}):(\d+))\): arch=([0-9a-fA-F]+) syscall=(\d+) "
-    rb"(?:success=(" + _TOKEN + rb"+) exit=" + _TOKEN + rb"+ )?"
-    rb"a0=" + _TOKEN + rb"+ a1=" + _TOKEN + rb"+ a2=" + _TOKEN + rb"+ a3=" + _TOKEN + rb"+ items=" + _TOKEN + rb"+ "
-    rb"ppid=(\d+) pid=(\d+) (?:" + _NOT_KEY + _TOKEN + rb"+ )*comm=(" + _TOKEN + rb"*)"
-    rb"(?: " + _NOT_KEY + _TOKEN + rb"+)*\r?(?:\x1d[^\n]*)?\n"
+    rb"(?:success=(" + _TOKEN + rb") exit=" + _TOKEN + rb" )?"
+    + b"".join(k + b"=" + _TOKEN + b" " for k in (b"a0", b"a1", b"a2", b"a3", b"items"))
+    + rb"ppid=(\d+) pid=(\d+) "
+    + b"".join(k + b"=" + _TOKEN + b" " for k in (b"auid", b"uid", b"gid", b"euid", b"suid", b"fsuid", b"egid",
+                                                    b"sgid", b"fsgid", b"tty", b"ses"))
+    + rb"comm=([^\s\x1d]*) exe=" + _TOKEN + rb"(?: subj=" + _TOKEN + rb")? key=" + _TOKEN
+    + rb"\r?(?:\x1d[^\n]*)?\n"
     rb"(?:type=(?:" + b"|".join(sorted(_OPEN_TYPES, key=len, reverse=True)) + rb") msg=audit\(\1\):[^\n]*\n)*"
     rb"(?:type=[A-Z_]+ msg=audit\(\1\):[^\n]*\n)?",
     re.M,
