@@ -123,3 +123,30 @@ def block_scanner(per_filter: Sequence[Sequence[Group]]) -> BlockScanner | None:
         return BlockScanner(per_filter)
     except Exception:  # noqa: BLE001 - a pattern Hyperscan refuses: fall back to the slow path
         return None
+
+
+def filter_shares(
+    per_filter: Sequence[Sequence[Group]], block: bytes
+) -> tuple[list[float], list[BlockScanner]] | None:
+    """Per filter, the share of ``block``'s lines its own scanner leaves as candidates (and the scanner).
+
+    A sample of the input (the first block of a file) tells which filters are rare and which are
+    common, which the sample semi-join (:mod:`auditeql.engine.semijoin`) uses to order its passes;
+    the scanners, already tuned on that block, can be used for reading.
+    ``None`` when a filter cannot be scanned (no Hyperscan, or a filter without term groups).
+    """
+    cut = block.rfind(b"\n") + 1
+    lines = block.count(b"\n", 0, cut)
+    if not lines:
+        return None
+    shares: list[float] = []
+    scanners: list[BlockScanner] = []
+    rfind = block.rfind
+    for groups in per_filter:
+        scanner = block_scanner([groups])
+        if scanner is None:
+            return None
+        hit = {rfind(b"\n", 0, p) for p in scanner.offsets(block, 0, cut)}
+        shares.append(len(hit) / lines)
+        scanners.append(scanner)
+    return shares, scanners

@@ -31,7 +31,7 @@ def stderr_reporter(message: str) -> None:
 class NdjsonStats:
     """Counters a caller can show at the end of a run."""
 
-    __slots__ = ("lines", "documents", "bad_lines", "skipped_by_literals", "bad_files")
+    __slots__ = ("bad_files", "bad_lines", "documents", "lines", "skipped_by_literals")
 
     def __init__(self) -> None:
         self.lines = 0
@@ -77,7 +77,7 @@ def iter_lines(
             continue
         lineno = 0
         try:
-            for lineno, line in enumerate(fh, 1):  # noqa: B007 - lineno used after the loop
+            for lineno, line in enumerate(fh, 1):
                 if stats is not None:
                     stats.lines += 1
                 if line.isspace() or not line:
@@ -271,17 +271,83 @@ def read_ndjson_raw(
     lines through, or that is slower than ``orjson`` itself, is dropped).
     """
     st = stats if stats is not None else NdjsonStats()
+    if scanner is not None or needles:
+        source = iter_candidate_lines(paths, needles or (), report, st, scanner)
+    else:
+        source = iter_lines(paths, report, st)
+
+    def bad(path: str, lineno: int, line: bytes) -> None:
+        parse_line(path, lineno, line, report)  # reports why
+
+    for _path, _lineno, doc, line in _parse_lines(source, may_match, adaptive, st, bad):
+        yield doc, line
+
+
+def read_ndjson_indexed(
+    paths: list[str],
+    *,
+    report: Callable[[int, int, str], None],
+    may_match: Callable[[bytes], bool] | None = None,
+    stats: NdjsonStats | None = None,
+    adaptive: bool = True,
+    needles: tuple[bytes, ...] | None = None,
+    scanner: BlockScanner | None = None,
+    skip: list[set[int]] | None = None,
+) -> Iterator[tuple[int, int, dict[str, Any], bytes]]:
+    """``(file index, line number, document, raw line)``: :func:`read_ndjson_raw` with positions.
+
+    For callers that read the same files more than once (the sample semi-join) and must put
+    documents back in input order: ``report(file_index, line_number, message)`` receives every
+    message with its position, and lines whose number is in ``skip[file_index]`` are passed over
+    before parsing (already read). A message about a whole file has line number 0 when nothing
+    of the file could be read (it could not be opened), -1 when it comes after the lines that
+    were read (input ends early).
+    """
+    st = stats if stats is not None else NdjsonStats()
+
+    def source() -> Iterator[tuple[int, int, bytes]]:
+        for i, path in enumerate(paths):
+            start = st.lines
+
+            def file_report(message: str, i: int = i, start: int = start) -> None:
+                report(i, 0 if st.lines == start else -1, message)
+
+            if scanner is not None or needles:
+                lines = iter_candidate_lines([path], needles or (), file_report, st, scanner)
+            else:
+                lines = iter_lines([path], file_report, st)
+            done = skip[i] if skip is not None else None
+            for _p, lineno, line in lines:
+                if done and lineno in done:
+                    continue
+                yield i, lineno, line
+
+    def bad(i: int, lineno: int, line: bytes) -> None:
+        parse_line(paths[i], lineno, line, lambda message: report(i, lineno, message))
+
+    yield from _parse_lines(source(), may_match, adaptive, st, bad)
+
+
+def _parse_lines(
+    source: Iterable[tuple[Any, int, bytes]],
+    may_match: Callable[[bytes], bool] | None,
+    adaptive: bool,
+    st: NdjsonStats,
+    bad: Callable[[Any, int, bytes], None],
+) -> Iterator[tuple[Any, int, dict[str, Any], bytes]]:
+    """``(tag, line number, document, line)`` for the object lines of ``(tag, line number, line)``.
+
+    ``may_match`` (exact) skips lines before parsing; with ``adaptive`` it is timed on the first
+    :data:`PROBE_LINES` lines and dropped if it costs more than the parsing it saves. Lines that
+    are not JSON objects go to ``bad`` and are counted.
+    """
     loads = orjson.loads
     test = may_match
     probing = adaptive and test is not None
     probe_n = probe_pass = 0
     t_test = t_parse = 0.0
     clock = time.perf_counter
-    if scanner is not None or needles:
-        source = iter_candidate_lines(paths, needles or (), report, st, scanner)
-    else:
-        source = iter_lines(paths, report, st)
-    for path, lineno, line in source:
+    for tag, lineno, line in source:
         if probing:
             t0 = clock()
             ok = test(line)  # type: ignore[misc]
@@ -311,11 +377,11 @@ def read_ndjson_raw(
         else:
             doc = _try_loads(line)
         if doc.__class__ is not dict:
-            parse_line(path, lineno, line, report)  # reports why
+            bad(tag, lineno, line)
             st.bad_lines += 1
             continue
         st.documents += 1
-        yield doc, line
+        yield tag, lineno, doc, line
 
 
 def _try_loads(line: bytes) -> Any:
