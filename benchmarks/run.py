@@ -254,9 +254,15 @@ def write_doc(info: dict[str, str], table: str, others: list[tuple[str, str]], a
         "",
         "See `src/auditeql/rules/pushdown.py`: from the loaded rules' filters, the top-level positive conditions on",
         "`auditd.data.syscall`, `event.action` and `process.name` are evaluated on a SYSCALL line's syscall",
-        "number and `comm` (cached per distinct pair); events no filter can match are not parsed. Skipped events",
-        "still reach process ancestry as lazily built stand-ins, so alerts are identical with and without",
-        "push-down (`tests/perf/test_pushdown_exact.py`).",
+        "number and `comm` (cached per distinct pair); events no filter can match are not parsed. A join-key",
+        "semi-join (`src/auditeql/rules/semijoin.py`) then drops the candidates whose raw (host, pid, ppid)",
+        "never has a candidate for every stage of a sample or sequence (a census of the whole input first,",
+        "held in memory up to 256 MiB, else a second read). Whole skipped events are taken by one regular",
+        "expression each (`LineFeeder.feed_chunks`). Skipped events still reach process ancestry as lazily built",
+        "stand-ins, so alerts are identical with and without push-down (`tests/perf/test_pushdown_exact.py`,",
+        "`tests/perf/test_semijoin.py`). `query` has its own semi-join for `sample` on NDJSON",
+        "(`src/auditeql/engine/semijoin.py`, `src/auditeql/sources/keyscan.py`: the rare filters' keys first, then",
+        "only the common filter's lines whose raw text can hold one of them; `tests/perf/test_query_semijoin.py`).",
     ]
     if others:
         parts += ["", "## Other benchmark scripts (benchmarks/bench_*.py, their own output)", ""]

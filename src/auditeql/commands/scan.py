@@ -144,7 +144,7 @@ def scan(
         stored = f"; {new} new in {where}" if new is not None else ""
         click.echo(
             f"scanned {result.documents + skipped_early} events"
-            + (f" ({skipped_early} that no rule can match skipped early)" if skipped_early else "")
+            + (f" ({skipped_early} that no rule can use skipped early)" if skipped_early else "")
             + f" with {len(rules)} rule(s): {result.scheduled_runs} scheduled runs "
             f"({len(result.runs)} evaluated), {groups} alert group(s), {len(result.alerts)} alert document(s){stored}",
             err=True,
