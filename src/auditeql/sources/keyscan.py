@@ -39,8 +39,6 @@ from .linescan import _hs, _pattern
 
 #: Above this many distinct values a key position is not searched (compile time, little selectivity).
 MAX_VALUES = 10_000
-#: Values per Hyperscan pattern (one alternation).
-ALTERNATION = 1000
 
 
 def plain_values(values: Iterable[Any]) -> tuple[set[int], set[str], bool] | None:
@@ -93,12 +91,12 @@ def key_patterns(segments: Sequence[str], values: Iterable[Any]) -> tuple[list[b
         pats.append(key + rb":[ \t\r\n\x5b\x2d]")  # whitespace, an array, a minus sign
         if numbers:
             pats.append(key + rb":[0-9]+[.eE]")  # a fraction or exponent: may equal an integer
-        # ":1234" holds ":123" too: a superset, with no end condition to compile. Alternations
-        # of at most ALTERNATION values (Hyperscan limits the length of one pattern).
+        # ":1234" holds ":123" too: a superset, with no end condition to compile.
         texts = [str(v).encode() for v in sorted(ints) if v >= 0]
         texts += [_pattern(orjson.dumps(x)) for x in sorted(strs)]
-        for i in range(0, len(texts), ALTERNATION):
-            pats.append(key + b":(?:" + b"|".join(texts[i : i + ALTERNATION]) + b")")
+        # one pattern per value: Hyperscan compiles many short literals ~6x faster than one
+        # long alternation of them (measured: 700 pids, 0.09 s vs 0.56 s), and scans them as fast
+        pats.extend(key + b":" + t for t in texts)
     slash = any("/" in s for s in (*segments, *strs))
     return pats, slash
 
