@@ -188,6 +188,19 @@ def check_pushdown(data: bytes) -> None:
     for item in items:
         if isinstance(item, Deferred):
             assert not any(p(item.document()) for p in preds), "push-down skipped a matching event"
+    # the chunked path (whole skipped events per regular-expression match) is the line path
+    by_line = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
+    want_items = [d for line in data.splitlines(keepends=True) for d in by_line.feed(line)] + by_line.flush()
+    by_chunk = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
+    got_items = list(by_chunk.feed_chunks([data])) + by_chunk.flush()
+    assert len(got_items) == len(want_items), "the chunked path changed the stream"
+    for a, b in zip(got_items, want_items):
+        if isinstance(b, Deferred):
+            assert isinstance(a, Deferred), "the chunked path built a skipped event"
+            assert (a.pid, a.time_ms, a.is_exec) == (b.pid, b.time_ms, b.is_exec), "stand-in facts differ"
+            assert a.document() == b.document(), "stand-in documents differ"
+        else:
+            assert a == b, "the chunked path changed a document"
 
 
 def check_all(data: bytes) -> None:
