@@ -55,6 +55,8 @@ def test_names_map_to_kernel_numbers() -> None:
         (b'type=SYSCALL msg=audit(1795961275.525:23512): arch=c000003e comm="bas', "truncated"),
         (b"type=SYSCALL msg=audit(abc.def:1): a=b", "bad-header"),
         (b"type=SYSCALL msg=audit(1.000:99999999999): a=b", "bad-header"),
+        # seconds no calendar can write (found by fuzzing: building the document overflowed)
+        (b"type=SYSCALL msg=audit(999999999999999.123:5): arch=c000003e syscall=59", "bad-header"),
         (b"type=SYSCALL msg=foo(1.000:1): a=b", "bad-header"),
         (b"\x00\x01\x02\xff\xfe binary junk", "binary"),
         (b"type=SYSCALL msg=audit(1.000:1): comm=\xff\xfe", "invalid-utf8"),

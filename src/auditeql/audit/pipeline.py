@@ -53,8 +53,8 @@ _AUDIT_REPLACE = 1329
 def syscall_hint(rec: AuditRecord) -> tuple[str | None, str | None]:
     """(arch name, syscall name) from the front of a SYSCALL record body, without parsing it."""
     body = rec.body
-    if not body.startswith("arch="):
-        return None, None
+    if not body.startswith("arch=") or body.count(" arch=") or body.count(" syscall=") > 1:
+        return None, None  # (a repeated key: the record keeps the last value) cannot tell
     sp = body.find(" ", 5)
     if sp < 0:
         return None, None

@@ -94,7 +94,8 @@ class Skip:
 
 # The common line in one C-level match: type, header, and a body free of control bytes that ends
 # at the ENRICHED separator or the end of line. Anything else takes the careful path below.
-_FAST = re.compile(rb"type=([A-Z0-9_]+) msg=audit\(([0-9]+)\.([0-9]{1,3}):([0-9]+)\):? ?")
+#: Seconds have at most 11 digits (year 5138): beyond that no calendar date can be written.
+_FAST = re.compile(rb"type=([A-Z0-9_]+) msg=audit\(([0-9]{1,11})\.([0-9]{1,3}):([0-9]+)\):? ?")
 _TYPES_B: dict[bytes, int] = {k.encode(): v for k, v in tables.RECORD_TYPE_NUMBERS.items()}
 _CONTROL_BYTES = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
 
@@ -196,7 +197,7 @@ def _unknown_type(name: str) -> int | None:
     return None
 
 
-_HEADER = re.compile(r"audit\(([0-9]+)\.([0-9]{1,3}):([0-9]+)\)")
+_HEADER = re.compile(r"audit\(([0-9]{1,11})\.([0-9]{1,3}):([0-9]+)\)")
 
 
 def _from_payload(record_type: int, payload: str, node: str | None) -> AuditRecord | Skip:

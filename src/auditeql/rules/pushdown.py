@@ -494,7 +494,7 @@ class LineFeeder:
                 pos = end
                 header = m.group(1)
                 cur = self._current_header
-                if header != cur and header not in recent and header not in full:
+                if header != cur and header not in recent and header not in full and int(m.group(4)) <= 0xFFFFFFFF:
                     shape = m.group(5, 6, 10)
                     mask = shapes.get(shape)
                     is_exec = execs.get(shape) if defer else False
@@ -665,7 +665,7 @@ _OPEN_TYPES = _open_types()
 #: 5 arch, 6 syscall number, 7 success, 8 ppid, 9 pid, 10 comm.
 _TOKEN = rb"[^\s\x1d]+"
 _EVENT = re.compile(
-    rb"^type=SYSCALL msg=audit\(((\d+)\.(\d{1,3}):(\d+))\): arch=([0-9a-fA-F]+) syscall=(\d+) "
+    rb"^type=SYSCALL msg=audit\(((\d{1,11})\.(\d{1,3}):(\d{1,10}))\): arch=([0-9a-fA-F]+) syscall=(\d+) "
     rb"(?:success=(" + _TOKEN + rb") exit=" + _TOKEN + rb" )?"
     + b"".join(k + b"=" + _TOKEN + b" " for k in (b"a0", b"a1", b"a2", b"a3", b"items"))
     + rb"ppid=(\d+) pid=(\d+) "
@@ -724,10 +724,14 @@ def _header_numbers(header: bytes) -> tuple[int, int, int] | None:
     if m is None:
         return None
     sec, ms, serial = m.groups()
-    return int(sec), int(ms), int(serial)
+    serial_n = int(serial)
+    if serial_n > 0xFFFFFFFF:
+        return None
+    return int(sec), int(ms), serial_n
 
 
-_HEADER_NUMBERS = re.compile(rb"(\d+)\.(\d{1,3}):(\d+)").fullmatch
+#: As the record parser accepts a header: seconds of at most 11 digits, a u32 serial (checked).
+_HEADER_NUMBERS = re.compile(rb"(\d{1,11})\.(\d{1,3}):(\d{1,10})").fullmatch
 
 
 def _raw_key(host: Any, body: bytes) -> tuple[Any, int, int] | None:

@@ -329,8 +329,8 @@ def _serial(payload: bytes) -> bytes | None:
 def _syscall_name(payload: bytes) -> str | None:
     a = payload.find(b" arch=")
     s = payload.find(b" syscall=")
-    if a < 0 or s < 0:
-        return None
+    if a < 0 or s < 0 or payload.count(b" arch=") > 1 or payload.count(b" syscall=") > 1:
+        return None  # (a repeated key: the record keeps the last value) cannot tell
     arch_hex = payload[a + 6:payload.find(b" ", a + 6)].decode("ascii", "replace").lower().lstrip("0") or "0"
     end = payload.find(b" ", s + 9)
     number = payload[s + 9:end if end >= 0 else None]
@@ -345,8 +345,8 @@ def _plain(payload: bytes, key: bytes) -> bytes | None:
     """The unquoted value of `` key=value`` in a record (pid, ppid…)."""
     marker = b" " + key + b"="
     c = payload.find(marker)
-    if c < 0:
-        return None
+    if c < 0 or payload.count(marker) > 1:
+        return None  # absent, or repeated (the record keeps the last value): cannot tell
     start = c + len(marker)
     end = payload.find(b" ", start)
     return payload[start:end if end >= 0 else None]
@@ -356,8 +356,8 @@ def _quoted(payload: bytes, key: bytes) -> str | None:
     """The value of ``key="…"`` in a SYSCALL record; None when absent or hex-encoded."""
     marker = b" " + key + b'="'
     c = payload.find(marker)
-    if c < 0:
-        return None  # absent or hex-encoded (unusual names): let the normalizer decide
+    if c < 0 or payload.count(b" " + key + b"=") > 1:
+        return None  # absent, hex-encoded or repeated: let the normalizer decide
     start = c + len(marker)
     end = payload.find(b'"', start)
     if end < 0:
