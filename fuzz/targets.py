@@ -19,6 +19,8 @@ Properties:
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -167,6 +169,9 @@ def _filters(plan: Any) -> list[Any]:
     return out
 
 
+_SYSCALL_SERIAL = re.compile(rb"type=SYSCALL msg=audit\([0-9]+\.[0-9]+:([0-9]{1,10})\)")
+
+
 def check_pushdown(data: bytes) -> None:
     """Push-down never changes which documents a rule sees, nor (deferred) what they contain."""
     from auditeql.audit.pipeline import Normalizer
@@ -181,13 +186,22 @@ def check_pushdown(data: bytes) -> None:
     docs = [d for line in lines for d in full.feed_line(line)] + full.flush()
     feeder = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
     items = [d for line in lines for d in feeder.feed(line)] + feeder.flush()
+    # The kernel writes one SYSCALL record per event. An event given two (a damaged or forged log)
+    # is decided on the first, while the record merge keeps the last values: a documented limit
+    # (docs/security.md), so such serials are left out of the comparison.
+    twice = {int(s) for s, n in Counter(_SYSCALL_SERIAL.findall(data)).items() if n > 1}
+
+    def single(d: Any) -> bool:
+        return (d.get("event") or {}).get("sequence") not in twice
+
     seen = [d for d in items if not isinstance(d, Deferred)]
-    want = [d for d in docs if any(p(d) for p in preds)]
-    got = [d for d in seen if any(p(d) for p in preds)]
+    want = [d for d in docs if single(d) and any(p(d) for p in preds)]
+    got = [d for d in seen if single(d) and any(p(d) for p in preds)]
     assert got == want, "push-down changed the candidate documents"
     for item in items:
         if isinstance(item, Deferred):
-            assert not any(p(item.document()) for p in preds), "push-down skipped a matching event"
+            doc = item.document()
+            assert not (single(doc) and any(p(doc) for p in preds)), "push-down skipped a matching event"
     # the chunked path (whole skipped events per regular-expression match) is the line path
     by_line = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
     want_items = [d for line in data.splitlines(keepends=True) for d in by_line.feed(line)] + by_line.flush()
