@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -53,8 +54,12 @@ class _Input:
         """Every event still being reassembled (shutdown)."""
         return self.normalizer.flush()
 
-    def checkpoint(self, force: bool = False) -> None:
-        """Save the read position if this input has one (only :class:`FileInput`)."""
+    def checkpoint(self, force: bool = False, *, newest_ms: float | None = None,
+                   released_ms: float | None = None) -> None:
+        """Save the read position if this input has one (only :class:`FileInput`).
+
+        ``newest_ms``: the newest event time read so far; ``released_ms``: every event at or before
+        this time has left the engines' reorder buffers (see :meth:`FileInput.checkpoint`)."""
 
     def stats(self) -> dict[str, Any]:
         return {}
@@ -121,6 +126,8 @@ class FileInput(_Input):
         self._last_saved = 0.0
         self._saved_pos: checkpoint.Checkpoint | None = saved
         self.checkpoints_written = 0
+        #: (position, newest event time when it was taken), oldest first: not yet known to be safe
+        self._pending: deque[tuple[checkpoint.Checkpoint, float]] = deque()
 
     def read(self, timeout: float) -> list[Doc]:
         feed = self.normalizer.feed_line
@@ -129,13 +136,39 @@ class FileInput(_Input):
             docs.extend(feed(line))
         return docs
 
-    def checkpoint(self, force: bool = False) -> None:
+    def checkpoint(self, force: bool = False, *, newest_ms: float | None = None,
+                   released_ms: float | None = None) -> None:
+        """Save a position every event before which has been fully processed.
+
+        A position is a candidate when no event is half-read; it becomes safe once the engines
+        have released every event read before it from their reorder buffers — known by event
+        time: all those events are no newer than ``newest_ms`` at the moment the position was
+        taken, and everything up to ``released_ms`` has left the buffers. (Saving a position
+        whose events still waited in a buffer lost their alerts on a SIGKILL; found under load.)
+        Without times (``released_ms`` None) the position is taken as it is, as before."""
         if not self.checkpoint_path:
             return
         now = time.monotonic()
-        if not force and (now - self._last_saved < self._every or self.normalizer.reassembler.in_flight):
-            return
         pos = self.follower.position
+        if not force:
+            if self.normalizer.reassembler.in_flight:
+                return
+            if released_ms is not None:
+                pending = self._pending
+                if pos.inode != 0 and (not pending or pending[-1][0] != pos):
+                    pending.append((pos, newest_ms if newest_ms is not None else float("inf")))
+                    if len(pending) > 4096:
+                        pending.popleft()
+                safe = None
+                while pending and pending[0][1] < released_ms:
+                    safe = pending.popleft()[0]
+                if safe is None:
+                    return
+                pos = safe
+            if now - self._last_saved < self._every:
+                return
+        else:
+            self._pending.clear()
         if pos == self._saved_pos or pos.inode == 0:  # unchanged, or no file opened yet
             return
         checkpoint.save(self.checkpoint_path, pos)

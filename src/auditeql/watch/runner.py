@@ -170,7 +170,8 @@ class LiveRunner:
                 next_tick = now_mono + TICK
                 self._process(self.source.maintain())
                 self._advance()
-                self.source.checkpoint()
+                self.source.checkpoint(newest_ms=self._stream_ms,
+                                       released_ms=self.stream_now_ms() - self.config.reorder_ms)
             if signals is not None:
                 if signals.take_health():
                     self.report_health()
