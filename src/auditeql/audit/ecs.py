@@ -366,13 +366,19 @@ def _message_type(record_type: int) -> str:
     return name
 
 
+#: ECS ``long`` fields are signed 64-bit (and NDJSON writers refuse more): a bigger number in a
+#: record (only a damaged or forged one holds such a pid) is not a number for them.
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def _int(value: Any) -> int | None:
     if value is None:
         return None
     try:
-        return int(value)
+        n = int(value)
     except (TypeError, ValueError):
         return None
+    return n if _LONG_MIN <= n <= _LONG_MAX else None
 
 
 def _ecs_entities(ev: Event, doc: dict[str, Any], host: HostInfo | None) -> None:
@@ -515,9 +521,10 @@ def _clean_flat(d: dict[str, Any]) -> dict[str, Any]:
 def _long(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return int(value)
+            n = int(value)
         except ValueError:
             return value
+        return n if _LONG_MIN <= n <= _LONG_MAX else value
     return value
 
 
