@@ -112,3 +112,34 @@ def test_cli_query_accepts_raw_audit_logs(rotated, tmp_path: Path) -> None:
     raw_docs = [orjson.loads(x) for x in raw.stdout.splitlines()]
     assert raw_docs and raw_docs == [orjson.loads(x) for x in ref.stdout.splitlines()]
     assert all(x["auditd"]["data"]["a1"] == "2" and x["host"]["os"]["type"] == "linux" for x in raw_docs)
+
+
+def test_query_refuses_a_named_pipe_and_takes_it_on_stdin(tmp_path: Path) -> None:
+    """A pipe given as a path would lose its first bytes to input sniffing: a clear refusal, and
+    the same data on stdin is read whole."""
+    import os
+    import threading
+
+    doc = b'{"@timestamp":"2026-11-29T14:00:00.000Z","event":{"category":["process"]},"process":{"pid":1}}\n'
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as fh:
+                fh.write(doc * 50)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    refused = _cli(["query", "--size", "1000", "process where true", str(fifo)])
+    with open(fifo, "rb"):  # release the writer if the command never opened the pipe
+        pass
+    writer.join(timeout=10)
+    assert refused.returncode == 1
+    assert b"not a regular file" in refused.stderr and b"standard input" in refused.stderr
+    assert refused.stdout == b""
+    taken = _cli(["query", "--size", "1000", "process where true", "-"], stdin=doc * 50)
+    assert taken.returncode == 0
+    assert taken.stdout.count(b"\n") == 50

@@ -79,11 +79,29 @@ def _plain_ndjson(path: str) -> bool:
     if path == "-":
         return False
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a pipe (`<(zcat …)`) must not lose its first bytes to a peek
         with open(path, "rb") as fh:
             head = fh.read(4096)
     except OSError:
         return False
     return head.lstrip()[:1] == b"{"
+
+
+def _readable_twice(path: str, stats: NdjsonStats) -> bool:
+    """False (with a message) for a named pipe or device: the input is sniffed before it is read,
+    which would lose a pipe's first bytes; stdin (``-``) is peeked instead, so it takes pipes."""
+    if path == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # the reader reports it
+    if stat.S_ISREG(mode):
+        return True
+    stats.bad_files += 1
+    stderr_reporter(f"{path}: not a regular file (a pipe?); give it on standard input instead: … | auditeql query QUERY -")
+    return False
 
 
 def iter_input(
@@ -99,7 +117,9 @@ def iter_input(
     ``auditeql.sources.files.read_documents`` (which yields documents without a raw line, and
     are then printed re-serialised).
     """
-    paths = list(paths)
+    paths = [p for p in paths if _readable_twice(p, stats)]
+    if not paths:
+        return
     if all(_plain_ndjson(p) for p in paths):
         yield from read_ndjson_raw(
             paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles, scanner=scanner
