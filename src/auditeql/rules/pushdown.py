@@ -431,42 +431,22 @@ class LineFeeder:
 
     def feed_lines(self, lines: Iterable[bytes]) -> Iterator[Any]:
         """:meth:`feed` over many lines. The lines that continue the skipped event in progress
-        (most lines of a log) are taken here without a call: same header, the event not complete."""
+        are taken here without a call: same header, the event not complete."""
         feed = self.feed
-        open_types = _OPEN_TYPES
         last: bytes | None = None
         marker = b""
-        recent, full = self._recent, self._full
         for line in lines:
             cur = self._current_header
-            if line.startswith(b"type="):
+            if cur is not None and line.startswith(b"type="):
+                if cur is not last:
+                    last, marker = cur, b" msg=audit(" + cur + b")"
                 # `type=NAME msg=audit(HEADER)`: the first space ends NAME, so the header test
                 # of :func:`_header` is "the marker starts at the first space"
-                sp = line.find(b" ", 5)
-                if cur is not None:
-                    if cur is not last:
-                        last, marker = cur, b" msg=audit(" + cur + b")"
-                    if line.startswith(marker, sp):
-                        state = self._current_state
-                        if not state._maybe and not state._complete:
-                            self.skipped_lines += 1
-                            state.lines.append(line)
-                            if line[5:sp] not in open_types:
-                                state._maybe.append(line)
-                            continue
-                if sp == 12 and line.startswith(b"type=SYSCALL msg=audit("):
-                    # a SYSCALL line that may start a new event: :meth:`feed`'s path, inlined
-                    j = line.find(b")", 23)
-                    header = line[23:j] if j >= 0 else None
-                    if header is not None and header != cur and header not in recent and header not in full:
-                        if cur is not None:
-                            docs = self._finish()
-                            if docs:
-                                yield from docs
-                        if not self._try_skip(line, header):
-                            docs = self._full_path(line, header)
-                            if docs:
-                                yield from docs
+                if line.startswith(marker, line.find(b" ", 5)):
+                    state = self._current_state
+                    if not state._maybe and not state._complete:
+                        self.skipped_lines += 1
+                        state.add(line)
                         continue
             docs = feed(line)
             if docs:
@@ -483,8 +463,7 @@ class LineFeeder:
         result is what :meth:`feed` line by line gives."""
         feed_lines, event_re = self.feed_lines, _EVENT
         recent, full, shapes, execs = self._recent, self._full, self._shapes, self._execs
-        census, semijoin, defer, host_id, factory = self.census, self.semijoin, self.defer, self.host_id, self._factory
-        open_types = _OPEN_TYPES
+        census, semijoin, defer, host_id = self.census, self.semijoin, self.defer, self.host_id
         for chunk in chunks:
             pos = 0
             for m in event_re.finditer(chunk):
@@ -513,22 +492,14 @@ class LineFeeder:
                                 if out:
                                     yield from out
                             block = chunk[start:end]
-                            state = _Skipped([block])  # one element holding the event's lines
-                            cut = block.rfind(b"\n", 0, -1) + 1
-                            if cut and block[cut + 5 : block.find(b" ", cut + 5)] not in open_types:
-                                state._maybe.append(block[cut:])
-                            self.skipped_events += 1
+                            state = _Skipped([])
+                            state.add_run(block)  # one element holding the event's lines
                             self.skipped_lines += block.count(b"\n")
-                            self._current_header, self._current_state = header, state
                             if not defer:
-                                self._current = None
+                                self._hold(header, state)
                                 continue
-                            if is_exec:
-                                success = m.group(7)
-                                is_exec = success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc")
-                            numbers = self._current_numbers = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
-                            self._current = Deferred(host_id, int(m.group(9)), numbers[0] * 1000 + numbers[1], is_exec,
-                                                     state.lines, factory, candidate)
+                            self._hold(header, state, (int(m.group(2)), int(m.group(3)), int(m.group(4))),
+                                       int(m.group(9)), is_exec, m.group(7), candidate)
                             continue
                 yield from self._feed_block(header, chunk[start:end].splitlines(keepends=True))
             if pos < len(chunk):
@@ -546,11 +517,7 @@ class LineFeeder:
             return out
         if len(lines) > 1:
             # the rest of the event: open record types, perhaps one completing record last
-            state = self._current_state
-            state.lines.extend(lines[1:])
-            last = lines[-1]
-            if last[5 : last.find(b" ", 5)] not in _OPEN_TYPES:
-                state._maybe.append(last)
+            self._current_state.add_run(b"".join(lines[1:]))
             self.skipped_lines += len(lines) - 1
         return out
 
@@ -597,9 +564,8 @@ class LineFeeder:
             elif not semijoin.skips(header, mask, key):
                 return False
         if not self.defer:
-            self._current, self._current_header, self._current_state = None, header, _Skipped([line])
-            self.skipped_events += 1
             self.skipped_lines += 1
+            self._hold(header, _Skipped([line]))
             return True
         numbers = _header_numbers(header)
         if numbers is None:
@@ -615,17 +581,25 @@ class LineFeeder:
         if is_exec is None:
             name = _syscall_name(body) or ""
             is_exec = self._execs[shape] = name in _EXEC_SYSCALLS or self.pushdown.action_of(name) == "executed"
-        if is_exec:
-            success = _token(body, b" success=")
-            is_exec = success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc")
-        state = self._current_state = _Skipped([line])
+        success = _token(body, b" success=") if is_exec else None
+        self.skipped_lines += 1
+        self._hold(header, _Skipped([line]), numbers, pid, is_exec, success, candidate)
+        return True
+
+    def _hold(self, header: bytes, state: _Skipped, numbers: tuple[int, int, int] | None = None,
+              pid: int = 0, exec_shape: bool = False, success: bytes | None = None,
+              candidate: tuple[bytes, int, tuple[Any, int, int]] | None = None) -> None:
+        """Make ``state`` the skipped event in progress; with ``numbers`` (its header's seconds,
+        milliseconds, serial) also its stand-in for process context (a successful exec or not)."""
+        self._current_header, self._current_state = header, state
+        self.skipped_events += 1
+        if numbers is None:
+            self._current = None
+            return
+        is_exec = exec_shape and (success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc"))
+        self._current_numbers = numbers
         self._current = Deferred(self.host_id, pid, numbers[0] * 1000 + numbers[1], is_exec, state.lines,
                                  self._factory, candidate)
-        self._current_header = header
-        self._current_numbers = numbers
-        self.skipped_events += 1
-        self.skipped_lines += 1
-        return True
 
     def _finish(self) -> list[Any]:
         d, header = self._current, self._current_header
@@ -696,6 +670,15 @@ class _Skipped:
 
     def add(self, line: bytes) -> None:
         self.lines.append(line)
+        self._note(line)
+
+    def add_run(self, run: bytes) -> None:
+        """Several whole lines at once (one element of ``lines``), all of open record types but
+        perhaps the last — what one match of :data:`_EVENT` takes."""
+        self.lines.append(run)
+        self._note(run[run.rfind(b"\n", 0, -1) + 1 :])
+
+    def _note(self, line: bytes) -> None:
         if line.startswith(b"type="):
             end = line.find(b" ", 5)
             if line[5:end] in _OPEN_TYPES:
