@@ -194,18 +194,10 @@ def _document(ev: Event, host: HostInfo | None, original: bool, am: bool) -> dic
         ppid = _int(proc.get("ppid"))
         if ppid is not None:
             process["parent"] = {"pid": ppid}
-        value = proc.get("title")
-        if value:
-            process["title"] = value
-        value = proc.get("name")
-        if value:
-            process["name"] = value
-        value = proc.get("exe")
-        if value:
-            process["executable"] = value
-        value = proc.get("cwd")
-        if value:
-            process["working_directory"] = value
+        for key, ecs_field in _PROCESS_TEXT:
+            value = proc.get(key)
+            if value:
+                process[ecs_field] = value
         if args:
             process["args"] = args
         doc["process"] = process
@@ -369,6 +361,10 @@ def _message_type(record_type: int) -> str:
 #: ECS ``long`` fields are signed 64-bit (and NDJSON writers refuse more): a bigger number in a
 #: record (only a damaged or forged one holds such a pid) is not a number for them.
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+#: process strings of a coalesced event -> ECS ``process.*`` field (set when non-empty)
+_PROCESS_TEXT = (("title", "title"), ("name", "name"), ("exe", "executable"), ("cwd", "working_directory"))
 
 
 def _int(value: Any) -> int | None:
