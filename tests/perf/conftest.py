@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +27,11 @@ def split_events(lines: list[bytes]) -> list[list[bytes]]:
             last = head
         events[-1].append(line)
     return events
+
+
+@pytest.fixture(scope="session")
+def corpus_lines() -> list[bytes]:
+    """The vendored udp-shells-1 audit.log, line by line (newlines kept)."""
+    if not CORPUS.exists():
+        pytest.skip(f"LOUD SKIP: the vendored corpus {CORPUS} is absent; push-down exactness not checked on it")
+    return gzip.decompress(CORPUS.read_bytes()).splitlines(keepends=True)

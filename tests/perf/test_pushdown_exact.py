@@ -10,7 +10,6 @@ checks that push-down really skipped events, so a no-op push-down cannot pass.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from tests.perf.conftest import split_events
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = sorted((ROOT / "src" / "auditeql" / "rules" / "builtin").glob("*.toml"))
 EXTRA = sorted((Path(__file__).parent / "rules").glob("*.toml"))
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "udp-shells-1" / "audit.log.gz"
 #: Rules that read every execve/socket/connect event: on this corpus (which records only those)
 #: push-down can skip nothing for them, so only the equality is checked.
 NOTHING_TO_SKIP = {"auditeql_udp_relay_tool_remote_connect", "auditeql_udp_reverse_shell_socket_handoff"}
@@ -32,11 +30,9 @@ FIXTURES = sorted((ROOT / "tests" / "fixtures" / "audit").glob("*.log"))
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory) -> dict[str, Path]:
-    if not CORPUS.exists():
-        pytest.skip(f"LOUD SKIP: the shared corpus {CORPUS} is absent; push-down exactness not checked on it")
+def recordings(tmp_path_factory, corpus_lines: list[bytes]) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("rec")
-    lines = gzip.decompress(CORPUS.read_bytes()).splitlines(keepends=True)
+    lines = corpus_lines
     plain = d / "corpus.log"
     plain.write_bytes(b"".join(lines))
     out = {"corpus": plain, "interleaved": d / "interleaved.log"}

@@ -8,7 +8,6 @@ out most candidates on the corpus (otherwise these comparisons would prove nothi
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -27,15 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILTIN = sorted((ROOT / "src" / "auditeql" / "rules" / "builtin").glob("*.toml"))
 SEED = next(p for p in BUILTIN if p.stem == "execution_shell_via_udp_cli_utility_linux")
 EXTRA = Path(__file__).parent / "rules"
-CORPUS = ROOT / "tests" / "fixtures" / "udp-shells-1" / "audit.log.gz"
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory) -> dict[str, Path]:
-    if not CORPUS.exists():
-        pytest.skip(f"LOUD SKIP: the vendored corpus {CORPUS} is absent")
+def logs(tmp_path_factory, corpus_lines: list[bytes]) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("sj")
-    lines = gzip.decompress(CORPUS.read_bytes()).splitlines(keepends=True)
+    lines = corpus_lines
     plain = d / "corpus.log"
     plain.write_bytes(b"".join(lines))
     late = d / "connect-from-node.log"
