@@ -1,7 +1,7 @@
 """The followed file's checkpoint never passes events still waiting in an engine's reorder buffer.
 
-A SIGKILL right after such a checkpoint lost those events' alerts (seen once in CI under load,
-tests/reliability/test_watch_kill.py): the restart resumed after them. Here the rule is checked
+A SIGKILL right after such a checkpoint would lose those events' alerts (sequence rules buffer
+events for ``--reorder-ms``): the restart would resume after them. Here the rule is checked
 directly on a real FileInput over a real file and a real checkpoint file.
 """
 
