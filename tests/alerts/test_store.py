@@ -86,3 +86,40 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError) as info:
         AlertStore(str(bogus))
     assert str(bogus) in str(info.value)
+
+
+def test_pending_alerts_are_settled_in_the_next_commit(tmp_path):
+    with AlertStore(str(tmp_path / "a.db")) as store:
+        assert store.add(group("p1"), pending=True, out_offset=0) == 3
+        assert [p.uuid for p in store.pending()] == ["p1", "p1-bb0", "p1-bb1"]
+        assert store.pending()[0].out_offset == 0 and store.pending()[2].doc["kibana.alert.group.index"] == 1
+        # the next group's commit settles the first
+        assert store.add(group("p2"), pending=True, out_offset=123, settle=["p1", "p1-bb0", "p1-bb1"]) == 3
+        assert [(p.uuid, p.out_offset) for p in store.pending()] == [("p2", 123), ("p2-bb0", 123), ("p2-bb1", 123)]
+        # a pending id is still an id the store has: no duplicate
+        assert store.add(group("p2"), pending=True) == 0
+        store.settle(["p2", "p2-bb0", "p2-bb1"])
+        assert store.pending() == []
+        assert store.count() == 6
+        assert store.add(group("p3")) == 3 and store.pending() == []  # scan stores delivered rows
+
+
+def test_a_version_1_store_is_upgraded_and_its_rows_count_as_delivered(tmp_path):
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE alerts (uuid TEXT PRIMARY KEY, group_id TEXT, group_index INTEGER, is_building_block INTEGER NOT NULL,
+            rule_id TEXT NOT NULL, rule_name TEXT NOT NULL, severity TEXT, risk_score INTEGER, original_time TEXT,
+            created TEXT, host TEXT, reason TEXT, doc BLOB NOT NULL);
+        INSERT INTO alerts VALUES ('old1', NULL, NULL, 0, 'r', 'n', 'low', 1, 't', 't', 'h', 'why', '{"a":1}');
+        PRAGMA user_version = 1;
+    """)
+    db.close()
+    with AlertStore(path) as store:
+        assert store.pending() == []
+        assert store.add(group("new"), pending=True, out_offset=5) == 3
+        assert {p.uuid for p in store.pending()} == {"new", "new-bb0", "new-bb1"}
+        assert store.find("old1")[0].reason == "why"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()

@@ -5,6 +5,13 @@ store does the same with ``INSERT OR IGNORE`` on ``kibana.alert.uuid``, so re-sc
 overlapping runs never store an alert twice. The file can hold what attackers did and which
 commands ran, so it is created owner-only (file 0600, new directories 0700).
 
+A live ``watch`` also uses it as the write-ahead log of its output: an alert group is stored as
+*pending* (with the output's byte offset) before it is written, and settled once written. A
+SIGKILL between the two would otherwise lose the alert from the output for good, because the
+restarted watcher finds its id in the store and drops it as a duplicate; instead the restart
+replays what is still pending (``watch/delivery.py``). Rows of stores made before this column
+existed count as delivered.
+
 Default path: ``$XDG_STATE_HOME/auditeql/alerts.db`` or ``~/.local/state/auditeql/alerts.db``.
 """
 
@@ -12,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +27,7 @@ import orjson
 
 from auditeql.fields import first
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -36,11 +43,20 @@ CREATE TABLE IF NOT EXISTS alerts (
     created TEXT,
     host TEXT,
     reason TEXT,
-    doc BLOB NOT NULL
+    doc BLOB NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 1,
+    out_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS alerts_group ON alerts(group_id);
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts(original_time);
 """
+
+#: Columns added after version 1, with their definitions (``ALTER TABLE`` on older stores).
+_ADDED_COLUMNS = (
+    ("delivered", "INTEGER NOT NULL DEFAULT 1"),
+    ("out_offset", "INTEGER"),
+)
+_PENDING_INDEX = "CREATE INDEX IF NOT EXISTS alerts_pending ON alerts(delivered) WHERE delivered = 0"
 
 
 class StoreError(Exception):
@@ -71,6 +87,15 @@ class StoredAlert:
     doc: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class PendingAlert:
+    """An alert stored as pending: its id, where the output ended before its write, the document."""
+
+    uuid: str
+    out_offset: int | None
+    doc: dict[str, Any]
+
+
 class AlertStore:
     """Alerts kept across runs without duplicates. Use as a context manager or call :meth:`close`."""
 
@@ -85,6 +110,11 @@ class AlertStore:
                 os.close(fd)
             self._db = sqlite3.connect(self.path)
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(alerts)")}
+            for name, definition in _ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE alerts ADD COLUMN {name} {definition}")
+            self._db.execute(_PENDING_INDEX)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
@@ -100,18 +130,54 @@ class AlertStore:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, alerts: Iterable[Mapping[str, Any]]) -> int:
-        """Store alerts whose uuid is new; returns how many were new."""
-        rows = [_row(a) for a in alerts]
+    def add(
+        self,
+        alerts: Iterable[Mapping[str, Any]],
+        *,
+        pending: bool = False,
+        out_offset: int | None = None,
+        settle: Sequence[str] = (),
+    ) -> int:
+        """Store alerts whose uuid is new; returns how many were new.
+
+        ``pending=True`` stores them as not yet written to the output (``out_offset``: where the
+        output file ended before the write). ``settle`` marks earlier pending uuids delivered in
+        the same transaction, so a live watcher pays one commit per alert group, not two.
+        """
+        tail = (0 if pending else 1, out_offset)
+        rows = [_row(a) + tail for a in alerts]
         try:
-            before = self._db.total_changes
             with self._db:
+                if settle:
+                    self._settle(settle)
+                before = self._db.total_changes
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                    "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
                 )
-            return self._db.total_changes - before
+                return self._db.total_changes - before
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the alert store {self.path}: {exc}") from None
+
+    def settle(self, uuids: Sequence[str]) -> None:
+        """Mark pending alerts delivered (they reached the output)."""
+        if not uuids:
+            return
+        try:
+            with self._db:
+                self._settle(uuids)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the alert store {self.path}: {exc}") from None
+
+    def _settle(self, uuids: Sequence[str]) -> None:
+        self._db.executemany("UPDATE alerts SET delivered = 1 WHERE uuid = ? AND delivered = 0",
+                             [(u,) for u in uuids])
+
+    def pending(self) -> list[PendingAlert]:
+        """Alerts stored but maybe not written to the output, in the order they were stored."""
+        rows = self._db.execute(
+            "SELECT uuid, out_offset, doc FROM alerts WHERE delivered = 0 ORDER BY rowid"
+        ).fetchall()
+        return [PendingAlert(uuid=r[0], out_offset=r[1], doc=orjson.loads(r[2])) for r in rows]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM alerts").fetchone()[0])

@@ -32,6 +32,7 @@ from auditeql.eql.plan import EventPlan
 from auditeql.fields import first
 from auditeql.rules.model import Rule
 from auditeql.rules.replay import query_options
+from auditeql.watch.delivery import Delivery
 from auditeql.watch.health import HealthReporter
 from auditeql.watch.signals import SignalFlags
 
@@ -117,6 +118,7 @@ class LiveRunner:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._stream_ms = -1
         self._stream_at: float | None = None
+        self.delivery = Delivery(self.out, config.fmt, store, render=self._render, on_error=self._say)
         self.states: list[RuleState] = []
         self._set_rules(rules)
 
@@ -157,6 +159,7 @@ class LiveRunner:
 
     def run(self, signals: SignalFlags | None = None, *, max_seconds: float | None = None) -> int:
         """Process until the input ends, a stop signal arrives or ``max_seconds`` pass. Returns 0."""
+        self._recover()
         started = time.monotonic()
         next_tick = next_health = started
         if self.config.health_interval > 0:
@@ -170,6 +173,7 @@ class LiveRunner:
                 next_tick = now_mono + TICK
                 self._process(self.source.maintain())
                 self._advance()
+                self.delivery.settle()
                 self.source.checkpoint(newest_ms=self._stream_ms,
                                        released_ms=self.stream_now_ms() - self.config.reorder_ms)
             if signals is not None:
@@ -195,6 +199,7 @@ class LiveRunner:
         for state in self.states:
             for match in state.engine.flush():
                 self._emit(state, match)
+        self.delivery.settle()
         self.source.checkpoint(force=True)
         for sink in self.sinks:
             try:
@@ -272,19 +277,18 @@ class LiveRunner:
         self._seen[uuid] = None
         if len(self._seen) > _SEEN_MAX:
             self._seen.popitem(last=False)
-        if self.store is not None:
-            try:
-                if self.store.add(alerts) == 0:
-                    self.counters.duplicates += 1  # found before, by an earlier run
-                    return
-            except Exception as exc:  # noqa: BLE001 - the store failing must not stop alerting
-                self.counters.sink_errors += 1
-                self._say(f"alert store: {exc}")
+        if not self.delivery.begin(alerts):
+            self.counters.duplicates += 1  # found before, by an earlier run
+            return
         state.in_bucket += 1
         state.groups += 1
         self.counters.alerts += 1
         self.counters.alert_documents += len(alerts)
-        self._write(alerts)
+        self._to_sinks(head)
+        self.delivery.write(alerts)
+
+    def _to_sinks(self, head: Mapping[str, Any]) -> None:
+        # before the output: an alert found in the output after a kill was handed to the sinks
         for sink in self.sinks:
             try:
                 sink.write(head)
@@ -292,18 +296,17 @@ class LiveRunner:
                 self.counters.sink_errors += 1
                 self._say(f"output {type(sink).__name__}: {exc}")
 
-    def _write(self, alerts: list[dict[str, Any]]) -> None:
-        out = self.out
-        try:
-            if self.config.fmt == "ndjson":
-                for alert in alerts:
-                    out.write(orjson.dumps(alert, default=str) + b"\n")
-            else:
-                out.write(alert_line(alerts).encode("utf-8", "replace") + b"\n")
-            out.flush()
-        except (OSError, ValueError) as exc:
-            self.counters.sink_errors += 1
-            self._say(f"cannot write alerts: {exc}")
+    def _render(self, alerts: Sequence[Mapping[str, Any]]) -> bytes:
+        if self.config.fmt == "ndjson":
+            return b"".join(orjson.dumps(alert, default=str) + b"\n" for alert in alerts)
+        return alert_line(alerts).encode("utf-8", "replace") + b"\n"
+
+    def _recover(self) -> None:
+        got = self.delivery.recover(self._to_sinks)
+        if got.found or got.replayed:
+            self._say(f"after an unclean stop: {got.replayed} pending alert group(s) written again, "
+                      f"{got.found} found already written" + (f", a torn last line of {got.truncated} byte(s) cut"
+                                                              if got.truncated else ""))
 
     def _flush_out(self) -> None:
         try:
@@ -341,6 +344,8 @@ class LiveRunner:
             snap["duplicates"] = self.counters.duplicates
         if self.counters.capped:
             snap["capped"] = self.counters.capped
+        if self.counters.sink_errors or self.delivery.errors:
+            snap["output_errors"] = self.counters.sink_errors + self.delivery.errors
         for sink in self.sinks:
             stats = getattr(sink, "stats", None)
             if stats is not None:
