@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--skip-eql-reader", action="store_true", help="skip the eql.utils-reader anchor (slowest)")
     ap.add_argument("--legacy-data", action="store_true", help="the former in-script generator instead of data.py")
     ap.add_argument("--only", default="", help="comma-separated: run only filters whose name contains one")
+    ap.add_argument("--jobs-1", action="store_true",
+                    help="also time the sample in one process (--jobs 1: no helper process reading the second half)")
     ap.add_argument("--single-pass", action="store_true",
                     help="also time the sample with its semi-join off (--semijoin off: one pass, as before)")
     args = ap.parse_args()
@@ -224,6 +226,11 @@ def main() -> None:
                                                 args.repeat)
                 print(f"  auditeql 1 pass  : wall {t_one:7.2f} s {n / t_one:10,.0f} ev/s | cpu {cpu_one:7.2f} s "
                       f"{n / cpu_one:10,.0f} ev/s  ({c_one} matches; semi-join off)")
+            if args.jobs_1 and QUERY.lstrip().startswith("sample"):
+                t_j1, cpu_j1, c_j1 = best_of(lambda p: run_auditeql(p, extra=("--jobs", "1")), path, args.repeat)
+                print(f"  auditeql --jobs 1: wall {t_j1:7.2f} s {n / t_j1:10,.0f} ev/s | cpu {cpu_j1:7.2f} s "
+                      f"{n / cpu_j1:10,.0f} ev/s  ({c_j1} matches; one process) -> ratio to eql wall "
+                      f"{t_eql / t_j1:.1f}x, cpu {cpu_eql / cpu_j1:.1f}x")
             t_aeq, cpu_aeq, c_aeq = best_of(run_auditeql, path, args.repeat)
             print(f"  auditeql query   : wall {t_aeq:7.2f} s {n / t_aeq:10,.0f} ev/s | cpu {cpu_aeq:7.2f} s "
                   f"{n / cpu_aeq:10,.0f} ev/s  ({c_aeq} matches)")

@@ -19,6 +19,7 @@ Properties:
 
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from typing import Any
@@ -202,9 +203,15 @@ def check_pushdown(data: bytes) -> None:
         if isinstance(item, Deferred):
             doc = item.document()
             assert not (single(doc) and any(p(doc) for p in preds)), "push-down skipped a matching event"
+    # with the stand-ins built, the stream is the full path's: same documents, same order (what
+    # process ancestry sees), a stand-in only where the full path has an event
+    built = [d.document() if isinstance(d, Deferred) else d for d in items]
+    if not twice:
+        assert built == docs, "push-down changed the document stream (stand-ins built)"
     # the chunked path (whole skipped events per regular-expression match) is the line path
     by_line = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
-    want_items = [d for line in data.splitlines(keepends=True) for d in by_line.feed(line)] + by_line.flush()
+    # lines as iterating a file gives them (cut after "\n" only), as read_documents reads them
+    want_items = [d for line in io.BytesIO(data).readlines() for d in by_line.feed(line)] + by_line.flush()
     by_chunk = pd.line_feeder(Normalizer("auditd-manager", _HOST, pd.normalizer_keep))
     got_items = list(by_chunk.feed_chunks([data])) + by_chunk.flush()
     assert len(got_items) == len(want_items), "the chunked path changed the stream"

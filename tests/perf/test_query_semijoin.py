@@ -1,10 +1,11 @@
 """The sample semi-join of ``auditeql query`` is exact: byte-identical output with and without it.
 
-``--semijoin off`` is the single pass (every filter's candidate lines parsed once); ``auto`` reads
-the rare filters' lines first and the common filters' lines only where they can hold a key the
-rare filters produced; ``force`` does so whenever a sample has two filters or more (so that
-small generated inputs take the two-pass path too). Compared: stdout bytes, stderr bytes
-(bad-line messages once each, in input order) and the exit code.
+``--semijoin off`` is the single pass (every filter's candidate lines parsed once); ``auto`` parses
+the rare filters' lines and the common filters' lines only where they can hold a key the rare
+filters produced (``auditeql.sources.ndjson_semijoin``, uncompressed files only); ``force`` does so
+whenever a sample has two filters or more (so that small generated inputs take that path too).
+Compared: stdout bytes, stderr bytes (bad-line messages once each, in input order) and the exit
+code. ``test_query_onepass.py`` adds block boundaries, the helper process and the read-back.
 """
 
 from __future__ import annotations
@@ -86,14 +87,14 @@ def test_corpus_gz_identical(tmp_path: Path) -> None:
     assert len(out.splitlines()) == 9  # the corpus README's nine alerts
 
 
-def test_replicated_copies_identical_and_two_passes_taken(tmp_path: Path) -> None:
+def test_replicated_copies_identical_and_semijoin_taken(tmp_path: Path) -> None:
     path = replicated(tmp_path, 4)
     code, out, _err = both_ways(seed_query(), str(path), extra=("--size", "1000"))
     assert code == 0
     assert len(out.splitlines()) == 4 * 9
-    # auto really takes the two-pass path on this data (else the test above compares nothing)
-    from auditeql.commands.query import semijoin_source
+    # auto really takes the semi-join on this data (else the test above compares nothing)
     from auditeql.sources.ndjson import NdjsonStats
+    from auditeql.sources.ndjson_semijoin import semijoin_source
 
     run_stats: dict = {}
     plan = compile_query(seed_query())

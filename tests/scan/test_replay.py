@@ -255,3 +255,23 @@ def test_a_wild_timestamp_does_not_blow_up_the_schedule():
     res = replay(docs)  # 5.9 million scheduled runs, only those with candidates evaluated
     assert len(shells(res)) == 1 and res.scheduled_runs > 5_000_000
     assert len(res.runs) <= 4
+
+
+def test_rule_fields_are_cached_but_never_shared_between_alerts():
+    """build_alerts reuses one rule's kibana.alert.rule.* fields across groups (speed) but every
+    alert gets its own lists and dicts, equal to a fresh rule_fields(), also for a changed rule."""
+    from auditeql.alerts.build import rule_fields
+    from auditeql.engine.match import Match
+
+    docs = triple(T + MIN, 10, 500) + triple(T + 2 * MIN, 20, 600)
+    groups = shells(replay(docs))
+    assert len(groups) == 2
+    a, b = groups
+    assert a["kibana.alert.rule.tags"] == b["kibana.alert.rule.tags"] == list(SEED.tags)
+    assert a["kibana.alert.rule.tags"] is not b["kibana.alert.rule.tags"]
+    assert a["kibana.alert.rule.parameters"] is not b["kibana.alert.rule.parameters"]
+    fresh = rule_fields(SEED)
+    assert {k: a[k] for k in fresh} == fresh
+    other = replace(SEED, name="renamed", tags=("x",))
+    alerts = build_alerts(other, Match(join_keys=(), events=tuple(docs[:3])), run_time_ms=T + 5 * MIN)
+    assert alerts[0]["kibana.alert.rule.name"] == "renamed" and alerts[0]["kibana.alert.rule.tags"] == ["x"]

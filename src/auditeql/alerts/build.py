@@ -213,6 +213,25 @@ def rule_fields(rule: Rule) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+#: rule_fields per rule object (a scan builds hundreds of groups for the same few rules); each
+#: use gets its own deep copy, so no alert shares a list or dict with another
+_RULE_FIELDS: dict[int, tuple[Rule, bytes]] = {}
+
+
+def _rule_fields_copy(rule: Rule) -> dict[str, Any]:
+    held = _RULE_FIELDS.get(id(rule))
+    if held is None or held[0] is not rule:
+        fields = rule_fields(rule)
+        try:
+            encoded = orjson.dumps(fields)
+        except TypeError:
+            return fields  # (not JSON: no caching)
+        if len(_RULE_FIELDS) > 256:
+            _RULE_FIELDS.clear()
+        held = _RULE_FIELDS[id(rule)] = (rule, encoded)
+    return orjson.loads(held[1])
+
+
 def _common(rule: Rule, run_time_ms: int) -> dict[str, Any]:
     stamp = iso_ms(run_time_ms)
     out: dict[str, Any] = {
@@ -226,7 +245,7 @@ def _common(rule: Rule, run_time_ms: int) -> dict[str, Any]:
         "kibana.alert.severity": rule.severity,
         "kibana.alert.risk_score": rule.risk_score,
     }
-    out.update(rule_fields(rule))
+    out.update(_rule_fields_copy(rule))
     return out
 
 

@@ -158,20 +158,53 @@ class Normalizer:
                     return self._build(self.reassembler.maintain())
         return self._build(self.reassembler.push(rec))
 
-    def feed_placeholder(self, seconds: int, millis: int, serial: int, payload: Any) -> list[Any]:
+    def feed_placeholder(self, seconds: int, millis: int, serial: int, payload: Any,
+                         complete: bool = True) -> list[Any]:
         """Hold a place in the event order for an event a caller skipped without parsing.
 
         The rules' push-down (:mod:`auditeql.rules.pushdown`) skips events at their SYSCALL line
         but still owes process context a stand-in for them, in the position the event's document
         would have had. ``payload`` comes out of ``feed_*``/``flush`` in that position, in place of
-        a document (added by the performance work; only callers that pass placeholders see them).
+        a document (added by the performance work; only callers that pass placeholders see them;
+        a ``None`` payload holds the place and then vanishes).
+
+        ``complete``: whether the skipped records so far complete the event (PROCTITLE, EOE…).
+        An incomplete placeholder stays in flight exactly as the event's records would: it holds
+        back later events until a completing record with its serial arrives (through
+        ``feed_line``/``feed_record``), the in-flight limit evicts it, or ``flush``. Records fed
+        with its serial while it is in flight join it: they are handed to ``payload.absorb``
+        (when it has one) on release. The caller must not pass a serial that is :meth:`pending`.
         """
-        if self.reassembler.release_now(serial):
+        if complete and self.reassembler.release_now(serial):
+            if payload is None:
+                return []
             self.events += 1
             return [payload]
-        stub = AuditRecord(tables.PROCTITLE, seconds, millis, serial, "")
+        stub = AuditRecord(tables.PROCTITLE if complete else tables.SYSCALL, seconds, millis, serial, "")
         self._placeholders[serial] = (stub, payload)
         return self._build(self.reassembler.push(stub))
+
+    def release_placeholder(self, serial: int) -> bool:
+        """:meth:`feed_placeholder` of a complete event when nothing is in flight, where the
+        placeholder would leave at once: True if so (the caller emits its stand-in itself, in
+        this very position), False (nothing done) when another event is in flight."""
+        if self.reassembler.release_now(serial):
+            self.events += 1
+            return True
+        return False
+
+    def pending(self, serial: int) -> bool:
+        """Is an event with this serial in flight (a record with it would join that event)?"""
+        return self.reassembler.pending(serial)
+
+    def build_group(self, records: list[AuditRecord]) -> dict[str, Any] | None:
+        """The document of one group of records (as :meth:`flush` would build it), or None when
+        the group has no record that makes a document (EOE records are not part of a group)."""
+        records = [r for r in records if r.type != tables.EOE]
+        if not records:
+            return None
+        docs = self._build([records])
+        return docs[0] if docs else None
 
     def maintain(self) -> list[dict[str, Any]]:
         """Release events that timed out (live sources call this periodically)."""
@@ -201,7 +234,11 @@ class Normalizer:
                 held = placeholders.get(records[0].serial)
                 if held is not None and records[0] is held[0]:
                     del placeholders[records[0].serial]
-                    out.append(held[1])
+                    payload = held[1]
+                    if payload is not None:
+                        if len(records) > 1:
+                            payload.absorb(records[1:])  # records that joined it while in flight
+                        out.append(payload)
                     continue
             if keep is not None and not any(r.type == tables.SYSCALL for r in records):
                 if not keep(records[0].type, None, None):

@@ -147,16 +147,48 @@ class Reassembler:
             group.complete = True
         return self._clean()
 
+    def pending(self, serial: int) -> bool:
+        """Is a group with this serial in flight (a record with it would join that group)?
+        No side effect: the serial is unwrapped as :meth:`push` would, without remembering it."""
+        groups = self._groups
+        if not groups:
+            return False
+        last = self._last_unwrapped
+        if last is None:
+            return serial in groups
+        candidate = last - (last % _U32) + serial
+        if candidate - last > _HALF:
+            candidate -= _U32
+        elif last - candidate > _HALF:
+            candidate += _U32
+        return candidate in groups
+
     def release_now(self, serial: int) -> bool:
         """Count a complete one-record group as released at once, if nothing is pending before it.
 
         What :meth:`push` of a complete record would do when no group is in flight (the group
-        would leave immediately), without building one: for stand-ins of skipped events."""
+        would leave immediately), without building one: for stand-ins of skipped events.
+        (:meth:`_unwrap` and :meth:`_count_gap` inlined: this runs once per skipped event.)"""
         if self._order:
             return False
-        key = self._unwrap(serial)
-        self.stats.completed += 1
-        self._count_gap(key)
+        last = self._last_unwrapped
+        if last is None:
+            key = self._last_unwrapped = serial
+        else:
+            key = last - (last % _U32) + serial
+            if key - last > _HALF:
+                key -= _U32
+            elif last - key > _HALF:
+                key += _U32
+            if key > last:
+                self._last_unwrapped = key
+        stats = self.stats
+        stats.completed += 1
+        emitted = self._last_emitted
+        if emitted is None or key > emitted:
+            if emitted is not None and key > emitted + 1:
+                stats.lost += key - emitted - 1
+            self._last_emitted = key
         return True
 
     def discard(self, serial: int) -> bool:

@@ -8,9 +8,9 @@ prints ``line L:C: message`` on stderr and nothing on stdout.
 
 Lines that no filter of the query can match are skipped before JSON parsing, using the
 filters' required literals (exact, see ``auditeql.eql.plan.line_may_match``). A ``sample`` with
-rare and common filters reads files twice (a join-key semi-join, :func:`semijoin_source`): the
-rare filters' lines first, then the common filters' lines only where they can hold a key the
-rare filters produced; the engine receives the same documents in the same order.
+rare and common filters on NDJSON files takes a join-key semi-join
+(:mod:`auditeql.sources.ndjson_semijoin`): the common filters' lines are parsed only where
+they can hold a key the rare filters produced; the samples are the same.
 """
 
 from __future__ import annotations
@@ -26,25 +26,13 @@ from typing import Any
 import click
 import orjson
 
-from auditeql.engine.semijoin import (
-    KeyCollector,
-    key_components,
-    split_filters,
-    useful_components,
-)
 from auditeql.eql import EqlError, compile_query
 from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, plan_filters
 from auditeql.eql.prefilter import combine_line_filters
-from auditeql.sources.keyscan import key_scanner
-from auditeql.sources.linescan import BlockScanner, block_scanner, filter_shares
-from auditeql.sources.ndjson import (
-    CHUNK_BYTES,
-    NdjsonStats,
-    open_binary,
-    read_ndjson_indexed,
-    read_ndjson_raw,
-    stderr_reporter,
-)
+from auditeql.sources.linescan import BlockScanner, block_scanner
+from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
+from auditeql.sources.ndjson_semijoin import plain_ndjson as _plain_ndjson
+from auditeql.sources.ndjson_semijoin import semijoin_source
 
 
 def line_prefilter(plan: Plan) -> Callable[[bytes], bool] | None:
@@ -68,24 +56,6 @@ def line_needles(plan: Plan) -> tuple[bytes, ...] | None:
 def line_scanner(plan: Plan) -> BlockScanner | None:
     """A block scanner over every filter's term groups (``None``: Hyperscan missing or no terms)."""
     return block_scanner([f.line_groups for f in plan_filters(plan)])
-
-
-def _plain_ndjson(path: str) -> bool:
-    """A regular, uncompressed file whose first non-blank byte is ``{`` (surely NDJSON).
-
-    A cheap check that spares loading the audit-log pipeline; anything else is decided by
-    ``auditeql.sources.files.input_kind``.
-    """
-    if path == "-":
-        return False
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False  # a pipe (`<(zcat …)`) must not lose its first bytes to a peek
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return head.lstrip()[:1] == b"{"
 
 
 def _readable_twice(path: str, stats: NdjsonStats) -> bool:
@@ -196,9 +166,11 @@ def _show_error(query: str, exc: EqlError) -> None:
 @click.option("--tiebreaker-field", default=None, help="Field ordering events that share a timestamp.")
 @click.option("--event-category-field", default="event.category", show_default=True,
               help="Field holding the event category matched by `cat where`.")
+@click.option("--jobs", default=None, type=click.IntRange(min=1, max=2),
+              help="Processes reading a large NDJSON input for a sample (default: 2 when a second CPU exists).")
 @click.option("--semijoin", "semijoin", default="auto", hidden=True,
               type=click.Choice(["auto", "off", "force"]),
-              help="Internal: the two-pass sample semi-join (auto = when measured worthwhile).")
+              help="Internal: the sample join-key semi-join (auto = when measured worthwhile).")
 def query(
     query_text: str,
     files: tuple[str, ...],
@@ -207,6 +179,7 @@ def query(
     timestamp_field: str,
     tiebreaker_field: str | None,
     event_category_field: str,
+    jobs: int | None = None,
     semijoin: str = "auto",
 ) -> None:
     """Run an EQL QUERY (Elasticsearch dialect) over ECS NDJSON FILEs (.gz ok; none or - = stdin)."""
@@ -227,13 +200,12 @@ def query(
     run_stats: dict[str, Any] = {}
     prefilter = line_prefilter(plan)
     needles = line_needles(plan)
-    scanner = line_scanner(plan)
     # Documents are acyclic JSON trees freed by reference counting; the cycle collector would
     # only re-scan the retained matches over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _run(plan, paths, options, prefilter, needles, stats, run_stats, scanner, semijoin)
+        _run(plan, paths, options, prefilter, needles, stats, run_stats, None, semijoin, jobs)
     except BrokenPipeError:
         # the reader went away (`| head`): stop quietly, like other Unix tools
         try:
@@ -267,9 +239,17 @@ def _run(
     run_stats: dict[str, Any],
     scanner: BlockScanner | None = None,
     semijoin: str = "auto",
+    jobs: int | None = None,
 ) -> None:
-    """Read, match and print: event documents as read, or sample/sequence records."""
+    """Read, match and print: event documents as read, or sample/sequence records.
+
+    ``scanner``: the single pass's block scanner; ``None``: built here when the single pass is taken
+    (a sample's semi-join builds its own).
+    """
     from auditeql.engine import run_batch
+
+    def single_pass(paths: list[str]) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+        return iter_input(paths, prefilter, stats, needles, scanner if scanner is not None else line_scanner(plan))
 
     out = sys.stdout.buffer
     if isinstance(plan, EventPlan):
@@ -283,7 +263,7 @@ def _run(
         tops = _top_keys(wanted)
 
         def matching() -> Iterator[dict[str, Any]]:
-            for doc, line in iter_input(paths, prefilter, stats, needles, scanner):
+            for doc, line in single_pass(paths):
                 if pred(doc):
                     if line is not None:
                         doc = {k: doc[k] for k in tops if k in doc}
@@ -317,9 +297,9 @@ def _run(
             # (document, raw line, filter bits or None = not evaluated yet)
             source: Iterator[tuple[dict[str, Any], bytes | None, int | None]] | None = None
             if semijoin != "off":
-                source = semijoin_source(plan, paths, stats, semijoin, run_stats)
+                source = semijoin_source(plan, paths, stats, semijoin, run_stats, jobs=jobs)
             if source is None:
-                source = ((doc, line, None) for doc, line in iter_input(paths, prefilter, stats, needles, scanner))
+                source = ((doc, line, None) for doc, line in single_pass(paths))
 
             def relevant() -> Iterator[dict[str, Any]]:
                 for doc, line, bits in source:
@@ -347,7 +327,7 @@ def _run(
             line_of = {}
 
             def relevant() -> Iterator[dict[str, Any]]:
-                for doc, _line in iter_input(paths, prefilter, stats, needles, scanner):
+                for doc, _line in single_pass(paths):
                     for p in preds:
                         if p(doc):
                             yield doc
@@ -364,174 +344,3 @@ def _run(
             }
             out.write(orjson.dumps(record, default=_default) + b"\n")
     out.flush()
-
-
-# -- the sample semi-join ---------------------------------------------------------------------
-
-#: Sort position of a message about a whole file that comes after its lines (input ends early).
-_AFTER_LINES = sys.maxsize
-
-
-def _head_block(path: str) -> bytes:
-    """The first block of ``path`` (decompressed), to measure how common each filter's lines are."""
-    try:
-        fh = open_binary(path)
-    except OSError:
-        return b""
-    try:
-        return fh.read(CHUNK_BYTES)
-    except (OSError, EOFError, ValueError):
-        return b""
-    finally:
-        fh.close()
-
-
-def _semijoin_inputs(paths: list[str], compressed: bool) -> bool:
-    """Regular files (not stdin or a pipe: they cannot be read twice) that are all NDJSON.
-
-    Compressed files only when ``compressed``: decompressing twice costs about what the second
-    pass saves (measured: 62k documents gzip-compressed, same time either way), so ``auto``
-    leaves them to the single pass; ``force`` takes them (tests).
-    """
-    for p in paths:
-        try:
-            if p == "-" or not stat.S_ISREG(os.stat(p).st_mode):
-                return False
-        except OSError:
-            pass  # unreadable: the reader reports it, once
-    if all(_plain_ndjson(p) for p in paths):
-        return True
-    if not compressed:
-        return False
-    from auditeql.sources.files import input_kind
-
-    return all(input_kind(p) != "audit" for p in paths)
-
-
-def semijoin_source(
-    plan: SamplePlan, paths: list[str], stats: NdjsonStats, mode: str = "auto", run_stats: dict | None = None
-) -> Iterator[tuple[dict[str, Any], bytes, int | None]] | None:
-    """``(document, raw line, filter bits or None)`` for a sample read in two passes; ``None``: one pass.
-
-    Applies to uncompressed NDJSON files (not stdin) when the first block shows some filters
-    rare and others common (``mode="force"``: whenever there are two filters or more, the most
-    common one read second, compressed files too). The documents handed out are, in input
-    order, every document that matched a filter in the rare filters' lines, and every document of the common filters' lines that can
-    hold a key all rare filters produced: a superset of the documents of every complete key,
-    which is all the sample needs. Messages about bad lines and files are given in input order,
-    once each, as the single pass would give them.
-    """
-    if len(plan.filters) < 2 or not _semijoin_inputs(paths, compressed=mode == "force"):
-        return None
-    per_filter = [f.line_groups for f in plan.filters]
-    head = _head_block(paths[0])
-    measured = filter_shares(per_filter, head)
-    if measured is None:
-        return None
-    shares, scanners = measured
-    if mode == "force":
-        top = max(range(len(shares)), key=lambda i: shares[i])
-        split: tuple[list[int], list[int]] | None = ([i for i in range(len(shares)) if i != top], [top])
-    else:
-        split = split_filters(shares)
-    if split is None:
-        return None
-    if run_stats is not None:
-        run_stats["semijoin"] = {"rare": split[0], "common": split[1], "shares": shares}
-    return _two_passes(plan, paths, stats, split[0], split[1], scanners, run_stats)
-
-
-def _two_passes(
-    plan: SamplePlan,
-    paths: list[str],
-    stats: NdjsonStats,
-    rare: list[int],
-    common: list[int],
-    scanners: list[BlockScanner],
-    run_stats: dict | None,
-) -> Iterator[tuple[dict[str, Any], bytes, int | None]]:
-    filters = plan.filters
-    preds = [f.predicate for f in filters]
-    items = tuple((1 << i, p) for i, p in enumerate(preds))
-    reports: list[tuple[int, int, int, str]] = []
-    unreadable: set[int] = set()
-    done: list[set[int]] = [set() for _ in paths]  # lines parsed in pass 1 (documents and bad lines)
-
-    def report1(i: int, lineno: int, message: str) -> None:
-        if lineno == 0:
-            unreadable.add(i)
-        elif lineno > 0:
-            done[i].add(lineno)
-        reports.append((i, lineno if lineno >= 0 else _AFTER_LINES, len(reports), message))
-
-    def report2(i: int, lineno: int, message: str) -> None:
-        if lineno > 0:  # about the whole file: already said in pass 1
-            reports.append((i, lineno, len(reports), message))
-
-    try:
-        # Pass 1: the rare filters' candidate lines; keep what matches any filter, collect keys.
-        collector = KeyCollector(filters, rare)
-        kept: list[tuple[int, int, dict[str, Any], bytes, int]] = []
-        # (a filter's own scanner has already chosen its term groups on the first block)
-        scanner1 = scanners[rare[0]] if len(rare) == 1 else block_scanner([filters[i].line_groups for i in rare])
-        test1 = combine_line_filters([filters[i].line_filter for i in rare])
-        for i, lineno, doc, line in read_ndjson_indexed(
-            paths, report=report1, may_match=test1, stats=stats, scanner=scanner1
-        ):
-            done[i].add(lineno)
-            bits = 0
-            for bit, p in items:
-                if p(doc):
-                    bits |= bit
-            if bits:
-                collector.add(doc, bits)
-                kept.append((i, lineno, doc, line, bits))
-        keys = collector.keys()
-        if run_stats is not None:
-            run_stats.setdefault("semijoin", {})["keys"] = len(keys)
-        if not keys:  # no key has a match of every rare filter: no sample can exist
-            for _i, _n, doc, line, bits in kept:
-                yield doc, line, bits
-            return
-        # Pass 2: the common filters' candidate lines that can hold a wanted key.
-        common_scanner = (
-            scanners[common[0]] if len(common) == 1 else block_scanner([filters[i].line_groups for i in common])
-        )
-        wanted = useful_components(key_components(keys, filters, common))
-        ks = key_scanner(wanted, other=common_scanner) if wanted else None
-        scanner2: Any = ks if ks is not None else common_scanner
-        if run_stats is not None:
-            run_stats["semijoin"]["key_condition"] = ks is not None
-        test2 = combine_line_filters([filters[i].line_filter for i in common])
-        stats2 = NdjsonStats()
-        for i in unreadable:
-            done[i] = _ALL_LINES
-        kept_at = 0
-        for i, lineno, doc, line in read_ndjson_indexed(
-            paths, report=report2, may_match=test2, stats=stats2, scanner=scanner2, skip=done
-        ):
-            while kept_at < len(kept) and kept[kept_at][:2] < (i, lineno):
-                yield kept[kept_at][2:]
-                kept_at += 1
-            yield doc, line, None
-        for _i, _n, doc, line, bits in kept[kept_at:]:
-            yield doc, line, bits
-        stats.bad_lines += stats2.bad_lines
-        stats.skipped_by_literals += stats2.skipped_by_literals
-    finally:
-        reports.sort()
-        for _i, _n, _seq, message in reports:
-            stderr_reporter(message)
-
-
-class _AllLines(set):  # type: ignore[type-arg]
-    """Every line number (a file that could not be opened in pass 1 is not read again)."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-    def __bool__(self) -> bool:
-        return True
-
-
-_ALL_LINES = _AllLines()

@@ -280,11 +280,14 @@ class _HostFiller:
         return out
 
 
-def _progress(docs: Iterable[Mapping[str, Any]], quiet: bool) -> Iterator[Mapping[str, Any]]:
+def _progress(docs: Iterable[Mapping[str, Any]], quiet: bool) -> Iterable[Mapping[str, Any]]:
     """Pass documents through, showing a live count on stderr when it is a terminal."""
     if quiet or not sys.stderr.isatty():
-        yield from docs
-        return
+        return docs  # (no generator layer: this runs once per event)
+    return _counting(docs)
+
+
+def _counting(docs: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

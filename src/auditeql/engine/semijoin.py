@@ -59,6 +59,15 @@ class KeyCollector:
                 else:
                     self._sets[i].update(ks)
 
+    def sets(self) -> dict[int, set[tuple]]:
+        """Per rare filter, the keys of its matches so far (to be merged into another collector)."""
+        return self._sets
+
+    def merge(self, sets: Mapping[int, set[tuple]]) -> None:
+        """Add another collector's :meth:`sets` (the matches of another part of the input)."""
+        for i, s in sets.items():
+            self._sets[i] |= s
+
     def keys(self) -> set[tuple]:
         """The keys that have a match in every rare filter (a superset of the sample's result keys)."""
         sets = sorted(self._sets.values(), key=len)

@@ -13,6 +13,9 @@ What is derived (from each filter's AST, :attr:`CompiledFilter.source`): the fil
 * ``event.action`` (go-libaudit's normalization of that syscall, when the SYSCALL record heads
   its event),
 * ``process.name`` (the record's ``comm``, quoted or hex-encoded),
+* ``auditd.data.a0``–``a3`` (the argument registers, verbatim; e.g. the seed rule's
+  ``auditd.data.a1 == "2"``, a datagram socket), applied in a second step to the filters the
+  others leave possible (:meth:`PushDown.refine_mask`, cached per value),
 
 written as ``f == lit``, ``f in (…)``, ``f : …``, ``f like …``, ``f regex …``. Each atom is
 compiled with the project's own compiler (``any where <atom>``) and evaluated on a small document
@@ -21,8 +24,15 @@ engine's. An event is skipped only when, for every filter of every rule (``until
 ``![…]`` stages included), some atom is false. Why that is exact: a positive atom is false on a
 document that lacks its field, and the small document holds the same values the full document
 would hold, so "false on the small document" implies "false on the full one"; every other
-conjunct is treated as unknown (true). Decisions depend only on ``(syscall, comm)`` and are
-cached.
+conjunct is treated as unknown (true). Decisions depend only on ``(syscall, comm)`` (and the
+registers some remaining filter reads) and are cached.
+
+Event boundaries are the reassembler's, not guessed: a skipped event is handed to the
+normalizer as a placeholder (:meth:`~auditeql.audit.pipeline.Normalizer.feed_placeholder`) that
+stays in flight exactly as long as its records would (an event without its completing PROCTITLE
+or EOE holds back later ones), records with its serial that arrive meanwhile join it, and a
+SYSCALL line starts a skippable event only when no event with its serial is in flight. So the
+document stream, stand-ins built, is the full path's (``fuzz/targets.py`` ``check_pushdown``).
 
 Three consumers:
 
@@ -45,12 +55,13 @@ recordings and requires identical alerts.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any
 
 from auditeql.audit import tables
+from auditeql.audit.records import MAX_LINE_BYTES, AuditRecord, parse_line
 from auditeql.eql import ast
 from auditeql.eql.plan import CompiledFilter, line_may_match, literal_needles, plan_filters
 
@@ -59,13 +70,16 @@ SYSCALL_FIELD = "auditd.data.syscall"
 ACTION_FIELD = "event.action"
 NAME_FIELD = "process.name"
 PUSHABLE = frozenset({SYSCALL_FIELD, ACTION_FIELD, NAME_FIELD})
+#: The syscall's argument registers: ``auditd.data.aN`` is the SYSCALL record's ``aN=`` token as
+#: written (lower-case hex), decided in a second step (:meth:`PushDown.refine_mask`) only for the
+#: filters whose other atoms may match, since the values vary per event (pointers).
+ARG_FIELDS: Mapping[str, bytes] = {f"auditd.data.a{i}": f" a{i}=".encode() for i in range(4)}
+ATOM_FIELDS = PUSHABLE | frozenset(ARG_FIELDS)
 
 #: Timestamp overrides the audit normalizer never writes (so the document's time is @timestamp).
 _INGEST_ONLY_TIMESTAMPS = frozenset({None, "", "@timestamp", "event.ingested"})
 
 _EXEC_SYSCALLS = frozenset({"execve", "execveat"})
-#: How many recently skipped events remember their header, to collect records that arrive late.
-_RECENT = 4096
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -90,18 +104,18 @@ def _pushable_field(atom: Any) -> str | None:
         if isinstance(right, ast.Field) and isinstance(left, ast.Literal):
             left, right = right, left
         if isinstance(left, ast.Field) and isinstance(right, ast.Literal) and right.value is not None:
-            return left.name if left.name in PUSHABLE else None
+            return left.name if left.name in ATOM_FIELDS else None
         return None
     if isinstance(atom, ast.InSet):
         if atom.negated or not isinstance(atom.left, ast.Field):
             return None
         if not all(isinstance(v, ast.Literal) and v.value is not None for v in atom.values):
             return None
-        return atom.left.name if atom.left.name in PUSHABLE else None
+        return atom.left.name if atom.left.name in ATOM_FIELDS else None
     if isinstance(atom, ast.StringMatch):
         if not isinstance(atom.left, ast.Field) or not all(isinstance(v, ast.Literal) for v in atom.values):
             return None
-        return atom.left.name if atom.left.name in PUSHABLE else None
+        return atom.left.name if atom.left.name in ATOM_FIELDS else None
     return None
 
 
@@ -121,7 +135,7 @@ class FilterNeeds:
 
 def filter_needs(flt: CompiledFilter) -> FilterNeeds:
     """The pushable atoms of ``flt`` (none when its AST is unavailable: then it matches anything)."""
-    from auditeql.eql import compile_query, to_text
+    from auditeql.eql import compile_query
 
     source = flt.source
     if isinstance(source, ast.SubQuery):
@@ -134,8 +148,9 @@ def filter_needs(flt: CompiledFilter) -> FilterNeeds:
         fld = _pushable_field(atom)
         if fld is None:
             continue
+        # (the AST itself: printing and parsing it back gives the same AST, one parse less)
         query = ast.EventQuery(filter=ast.EventFilter(category=None, condition=atom))
-        plan = compile_query(to_text(query))
+        plan = compile_query(query)
         atoms.append((fld, plan.filter.predicate))  # type: ignore[union-attr]
     return FilterNeeds(tuple(atoms))
 
@@ -181,6 +196,17 @@ class PushDown:
         self._decisions: dict[tuple[str | None, str | None], int] = {}
         self._syscall_decisions: dict[str | None, bool] = {}
         self.active = bool(self.needs) and all(n.atoms for n in self.needs)
+        #: filters (bits) with atoms on argument registers, and the registers they read
+        self.arg_bits = 0
+        arg_fields: set[str] = set()
+        for i, n in enumerate(self.needs):
+            used = {fld for fld, _pred in n.atoms if fld in ARG_FIELDS}
+            if used:
+                self.arg_bits |= 1 << i
+                arg_fields |= used
+        self._arg_fields = tuple(sorted(arg_fields))
+        self._arg_keys = tuple(ARG_FIELDS[f] for f in self._arg_fields)
+        self._arg_decisions: dict[tuple[int, tuple[bytes | None, ...]], int] = {}
         #: the join-key semi-join of :mod:`auditeql.rules.semijoin` (``scan`` of regular files)
         self.semijoin: Any = None
 
@@ -237,6 +263,39 @@ class PushDown:
             self._decisions[key] = got
         return got
 
+    def refine_mask(self, mask: int, body: bytes) -> int:
+        """``mask`` (from :meth:`decide_mask`, > 0) narrowed by the filters' atoms on argument
+        registers, read off the SYSCALL line ``body`` (the ENRICHED tail cut off).
+
+        Exact: a register's value is used only when the body holds ``aN=`` once, after a space,
+        with plain lower-case hex (what the kernel writes), and no ``msg=`` (whose nested pairs
+        the record parser would merge); that token is then verbatim the document's
+        ``auditd.data.aN`` (the SYSCALL record heads the event, and other records never replace
+        its keys), or the document has no such key (the text sat inside a quoted value: then a
+        positive atom is false on the document anyway). Anything else leaves the register
+        unknown, and its atoms count as true."""
+        bits = mask & self.arg_bits
+        if not bits:
+            return mask
+        payload = body[body.find(b"): ") + 3 :]
+        plain = b"msg=" not in payload
+        vals = tuple(_arg_token(payload, k) if plain else None for k in self._arg_keys)
+        key = (bits, vals)
+        got = self._arg_decisions.get(key)
+        if got is None:
+            data = {f[12:]: v.decode("ascii") for f, v in zip(self._arg_fields, vals) if v is not None}
+            known = frozenset(f for f, v in zip(self._arg_fields, vals) if v is not None)
+            small = {"auditd": {"data": data}}
+            got = bits
+            i = 0
+            while bits >> i:
+                if bits >> i & 1 and not self.needs[i].may_match(small, known):
+                    got &= ~(1 << i)
+                i += 1
+            if len(self._arg_decisions) < _SHAPES:
+                self._arg_decisions[key] = got
+        return (mask & ~self.arg_bits) | got
+
     def keep(self, record_type: int, arch: str | None, syscall: str | None) -> bool:
         """The Normalizer's ``keep`` seam: syscall atoms only (the head record type is unknown)."""
         if not self.active or record_type != tables.SYSCALL or syscall is None:
@@ -290,19 +349,34 @@ class Deferred:
     #: (header, filter mask, raw join key) of an event some filter may match, held by the
     #: semi-join's census until it knows whether the event is needed (see :func:`held_items`)
     candidate: tuple[bytes, int, tuple[Any, int, int]] | None = None
+    #: parsed records with its serial that joined the event after it was handed to the
+    #: normalizer (while it was still in flight there), in arrival order: see :meth:`absorb`
+    extra: list[Any] | None = None
     _doc: dict[str, Any] | None = field(default=None, repr=False)
 
+    def absorb(self, records: list[Any]) -> None:
+        """Records the normalizer's reassembler put into this event's group after its raw lines."""
+        if self.extra is None:
+            self.extra = list(records)
+        else:
+            self.extra.extend(records)
+
     def document(self) -> dict[str, Any]:
-        """The ECS document the event would have produced (built on first use)."""
+        """The ECS document the event would have produced (built on first use): its raw lines
+        parsed as the normalizer parses them, then the absorbed records, as one group."""
         if self._doc is None:
-            norm = self.normalizer_factory()
-            docs: list[dict[str, Any]] = []
+            records: list[Any] = []
             for piece in self.lines:
-                for line in piece.splitlines(keepends=True) if piece.count(b"\n") > 1 else (piece,):
-                    docs.extend(norm.feed_line(line))
-            docs.extend(norm.flush())
-            self._doc = docs[0] if docs else {}
+                for line in _lines(piece) if piece.count(b"\n") > 1 else (piece,):
+                    rec = parse_line(line)
+                    if rec.__class__ is AuditRecord:
+                        records.append(rec)
+            if self.extra:
+                records.extend(self.extra)
+            doc = self.normalizer_factory().build_group(records) if records else None
+            self._doc = doc if doc is not None else {}
             self.lines = []
+            self.extra = None
         return self._doc
 
 
@@ -331,6 +405,23 @@ def _token(line: bytes, key: bytes) -> bytes | None:
     return line[start:] if end < 0 else line[start:end]
 
 
+_HEX_TOKEN = re.compile(rb"[0-9a-f]{1,16}").fullmatch
+
+
+def _arg_token(payload: bytes, key: bytes) -> bytes | None:
+    """The value of ``key`` (`` aN=``) when it is surely the record's: ``aN=`` occurs once in the
+    payload (the key=value splitter finds keys anywhere, not only after a space), after a space,
+    and its value is plain lower-case hex up to the next space or the end."""
+    bare = key[1:]
+    i = payload.find(bare)
+    if i <= 0 or payload[i - 1] != 0x20 or payload.find(bare, i + 1) >= 0:
+        return None
+    start = i + len(bare)
+    end = payload.find(b" ", start)
+    value = payload[start:] if end < 0 else payload[start:end]
+    return value if _HEX_TOKEN(value) else None
+
+
 def _comm(line: bytes) -> str | None:
     """``comm`` as the normalizer decodes it, or None when unsure (then nothing is skipped)."""
     raw = _token(line, b" comm=")
@@ -346,6 +437,13 @@ def _comm(line: bytes) -> str | None:
     return None  # hex-encoded or unquoted: rare, leave it to the full path
 
 
+def _lines(block: bytes) -> list[bytes]:
+    """``block`` cut after each ``\n`` only, as iterating a file gives lines (the path without
+    push-down): ``bytes.splitlines`` would also cut at a lone ``\r``, making two records of what
+    is one (unusable) line there."""
+    return BytesIO(block).readlines()
+
+
 def _header(line: bytes) -> bytes | None:
     i = line.find(b" msg=audit(", 4)
     if i < 0:
@@ -359,10 +457,14 @@ def _header(line: bytes) -> bytes | None:
 class LineFeeder:
     """``feed(line)`` / ``flush()`` like the Normalizer's, skipping events at the SYSCALL line.
 
-    An event is skipped only when its SYSCALL line is the first line of the event, the line is
-    plain (no ``node=`` prefix, quoted ASCII ``comm``, parseable header, arch and syscall) and
-    :meth:`PushDown.decide` says no filter can match; anything unusual goes the full way. Lines
-    of a skipped event that arrive later are collected into it (or dropped, without deferral).
+    An event is skipped only when its SYSCALL line is the first line of the event (no event
+    with its serial in flight), the line is a record the parser accepts, plain (no ``node=``
+    prefix, quoted ASCII ``comm``, parseable header, arch and syscall) and no filter can match
+    (:meth:`PushDown.decide_mask`, :meth:`PushDown.refine_mask`; with the semi-join: or its join
+    key is not needed); anything unusual goes the full way. The lines that follow with the same
+    header are taken into it until it is complete; then it goes to the normalizer as a
+    placeholder (a stand-in, or nothing without deferral), which later records with its serial
+    join as long as it is in flight there.
     """
 
     def __init__(self, normalizer: Any, pushdown: PushDown, *, census: str | None = None) -> None:
@@ -380,19 +482,23 @@ class LineFeeder:
         self._current: Deferred | None = None
         self._current_header: bytes | None = None
         self._current_numbers: tuple[int, int, int] = (0, 0, 0)
-        self._recent: OrderedDict[bytes, _Skipped] = OrderedDict()
         self._current_state = _Skipped([])
-        self._full: OrderedDict[bytes, None] = OrderedDict()
+        self._pending = normalizer.pending
         self.skipped_events = 0
         self.skipped_lines = 0
         self._shapes: dict[tuple[bytes, ...], int] = {}
         self._execs: dict[tuple[bytes, ...], bool] = {}
         flavor = getattr(normalizer, "flavor", "auditd-manager")
 
-        def factory() -> Any:
-            from auditeql.audit.pipeline import Normalizer
+        builder: list[Any] = []
 
-            return Normalizer(flavor, host)
+        def factory() -> Any:
+            # one normalizer builds every stand-in's document (build_group keeps no event state)
+            if not builder:
+                from auditeql.audit.pipeline import Normalizer
+
+                builder.append(Normalizer(flavor, host))
+            return builder[0]
 
         self._factory = factory
 
@@ -403,7 +509,7 @@ class LineFeeder:
             # (``node=`` lines, odd lines) the skipped event in progress goes first, where its
             # records already are without push-down
             out = self._finish() if self._current_header is not None else []
-            out.extend(self._full_path(line, None))
+            out.extend(self.normalizer.feed_line(line))
             return out
         if header == self._current_header:
             state = self._current_state
@@ -411,22 +517,15 @@ class LineFeeder:
                 self.skipped_lines += 1
                 state.add(line)
                 return []
-            out: list[Any] = self._finish()  # complete: the same serial again starts a new event
-            out.extend(self._full_path(line, header))
-            return out
-        out = self._finish() if self._current_header is not None else []
-        state = self._recent.get(header)
-        if state is not None:
-            # a late record of a skipped event (records of concurrent events can interleave); once
-            # that event was complete, the reassembler would start a new event: the full path
-            if not state.complete:
-                self.skipped_lines += 1
-                state.add(line)
+        # any other line ends the skipped event in progress: it goes to the normalizer as a
+        # placeholder, where later records with its serial join it while it is in flight
+        out: list[Any] = self._finish() if self._current_header is not None else []
+        if line.startswith(b"type=SYSCALL "):
+            numbers = _header_numbers(header)
+            # a SYSCALL record whose serial is in flight joins that event: the full way
+            if numbers is not None and not self._pending(numbers[2]) and self._try_skip(line, header, numbers):
                 return out
-        elif line.startswith(b"type=SYSCALL ") and header not in self._full:
-            if self._try_skip(line, header):
-                return out
-        out.extend(self._full_path(line, header))
+        out.extend(self.normalizer.feed_line(line))
         return out
 
     def feed_lines(self, lines: Iterable[bytes]) -> Iterator[Any]:
@@ -460,58 +559,86 @@ class LineFeeder:
         record of any type), and captures what a decision needs. An event whose shape was decided
         before is skipped right here, with no Python per line and no token search; everything
         else (first sight of a shape, kept events, odd lines) takes the line-by-line path, so the
-        result is what :meth:`feed` line by line gives."""
-        feed_lines, event_re = self.feed_lines, _EVENT
-        recent, full, shapes, execs = self._recent, self._full, self._shapes, self._execs
+        result is what :meth:`feed` line by line gives.
+
+        The common case costs one call into the normalizer: an event that ends with its PROCTITLE
+        while nothing else is in flight would leave the reassembler at once without push-down,
+        so its stand-in is released on the spot (:meth:`Normalizer.release_placeholder`) and
+        never becomes the event in progress."""
+        feed_lines, event_re, pending = self.feed_lines, _EVENT, self._pending
+        shapes, execs = self._shapes, self._execs
         census, semijoin, defer, host_id = self.census, self.semijoin, self.defer, self.host_id
+        release = getattr(self.normalizer, "release_placeholder", None)
+        factory = self._factory
+        arg_bits, refine = self.pushdown.arg_bits, self.pushdown.refine_mask
         for chunk in chunks:
             pos = 0
             for m in event_re.finditer(chunk):
                 start, end = m.span()
                 if start > pos:
-                    yield from feed_lines(chunk[pos:start].splitlines(keepends=True))
+                    yield from feed_lines(_lines(chunk[pos:start]))
                 pos = end
-                header = m.group(1)
+                header, sec, ms, serial_b, arch, nr, success, ppid, pid, comm, proctitle = m.groups()
                 cur = self._current_header
-                if header != cur and header not in recent and header not in full and int(m.group(4)) <= 0xFFFFFFFF:
-                    shape = m.group(5, 6, 10)
+                if cur is not None and header != cur:
+                    out = self._finish()  # what any path does first with a line of another header
+                    if out:
+                        yield from out
+                    cur = None
+                serial = int(serial_b)
+                if cur is None and serial <= 0xFFFFFFFF and end - start <= MAX_LINE_BYTES:
+                    shape = (arch, nr, comm)
                     mask = shapes.get(shape)
                     is_exec = execs.get(shape) if defer else False
                     if mask is not None and is_exec is not None and mask >= 0:
                         candidate = None
+                        if mask & arg_bits:
+                            mask = refine(mask, chunk[start : chunk.find(b"\n", start)].partition(b"\x1d")[0])
                         if mask:
-                            key = (host_id, int(m.group(9)), int(m.group(8)))
+                            key = (host_id, int(pid), int(ppid))
                             if census is not None:
                                 census.note_raw(header, mask, key)
                                 candidate = (header, mask, key)
                             elif semijoin is None or not semijoin.skips(header, mask, key):
                                 mask = -1  # kept: the line-by-line path builds it
                         if mask >= 0:
-                            if cur is not None:
-                                out = self._finish()
-                                if out:
-                                    yield from out
-                            block = chunk[start:end]
-                            state = _Skipped([])
-                            state.add_run(block)  # one element holding the event's lines
-                            self.skipped_lines += block.count(b"\n")
-                            if not defer:
-                                self._hold(header, state)
+                            complete = proctitle is not None  # ends with its PROCTITLE
+                            if complete and defer and release is not None and release(serial):
+                                self.skipped_events += 1
+                                self.skipped_lines += chunk.count(b"\n", start, end)
+                                if is_exec and success is not None and success not in (b"yes", b"1"):
+                                    is_exec = success.lower().startswith(b"suc")
+                                yield Deferred(host_id, int(pid), int(sec) * 1000 + int(ms), is_exec,
+                                               [chunk[start:end]],
+                                               factory, candidate)
                                 continue
-                            self._hold(header, state, (int(m.group(2)), int(m.group(3)), int(m.group(4))),
-                                       int(m.group(9)), is_exec, m.group(7), candidate)
+                            block = chunk[start:end]
+                            if pending(serial):
+                                # an event with this serial is in flight: the SYSCALL record joins it
+                                # (a noted census candidate only makes the census a larger superset)
+                                yield from self._feed_block(header, _lines(block))
+                                continue
+                            if complete:
+                                state = _Skipped([block], True)
+                            else:
+                                state = _Skipped([])
+                                state.add_run(block)  # one element holding the event's lines
+                            self.skipped_lines += block.count(b"\n")
+                            self._hold(header, state, (int(sec), int(ms), serial), int(pid), is_exec, success,
+                                       candidate)
                             continue
-                yield from self._feed_block(header, chunk[start:end].splitlines(keepends=True))
+                yield from self._feed_block(header, _lines(chunk[start:end]))
             if pos < len(chunk):
-                yield from feed_lines(chunk[pos:].splitlines(keepends=True))
+                yield from feed_lines(_lines(chunk[pos:]))
 
     def _feed_block(self, header: bytes, lines: list[bytes]) -> list[Any]:
-        cur = self._current_header
-        if header == cur or header in self._recent or header in self._full:
+        """The lines of one :data:`_EVENT` match that was not skipped at once."""
+        if header == self._current_header:
             return list(self.feed_lines(lines))
-        out = self._finish() if cur is not None else []
-        if not self._try_skip(lines[0], header):
-            out.extend(self._full_path(lines[0], header))
+        out = self._finish() if self._current_header is not None else []
+        numbers = _header_numbers(header)
+        if numbers is None or self._pending(numbers[2]) or not self._try_skip(lines[0], header, numbers):
+            out.extend(self.normalizer.feed_line(lines[0]))
             for line in lines[1:]:
                 out.extend(self.feed(line))
             return out
@@ -527,15 +654,12 @@ class LineFeeder:
         return out
 
     # -- internals ---------------------------------------------------------------------------
-    def _full_path(self, line: bytes, header: bytes | None) -> list[Any]:
-        if header is not None:
-            full = self._full
-            full[header] = None
-            if len(full) > _RECENT:
-                full.popitem(last=False)
-        return self.normalizer.feed_line(line)
-
-    def _try_skip(self, line: bytes, header: bytes) -> bool:
+    def _try_skip(self, line: bytes, header: bytes, numbers: tuple[int, int, int]) -> bool:
+        """Skip the event this SYSCALL line starts, if no filter (or, with the semi-join, no
+        needed join key) can want it; ``numbers``: its header's seconds, milliseconds, serial
+        (the caller checked that no event with that serial is in flight)."""
+        if type(parse_line(line)) is not AuditRecord:
+            return False  # without push-down this line is no record at all: the full way
         body = line.partition(b"\x1d")[0].rstrip(b"\r\n")
         m = _SHAPE.search(body)
         if m is None or body.count(b" arch=") != 1 or body.count(b" syscall=") != 1:
@@ -549,6 +673,8 @@ class LineFeeder:
             mask = -1 if syscall is None else self.pushdown.decide_mask(syscall, _comm(body))
             if len(self._shapes) < _SHAPES:
                 self._shapes[shape] = mask
+        if mask > 0 and mask & self.pushdown.arg_bits:
+            mask = self.pushdown.refine_mask(mask, body)
         candidate = None
         key = None
         if mask:
@@ -565,11 +691,8 @@ class LineFeeder:
                 return False
         if not self.defer:
             self.skipped_lines += 1
-            self._hold(header, _Skipped([line]))
+            self._hold(header, _Skipped([line]), numbers)
             return True
-        numbers = _header_numbers(header)
-        if numbers is None:
-            return False
         if key is not None:
             pid = key[1]
         else:
@@ -586,33 +709,29 @@ class LineFeeder:
         self._hold(header, _Skipped([line]), numbers, pid, is_exec, success, candidate)
         return True
 
-    def _hold(self, header: bytes, state: _Skipped, numbers: tuple[int, int, int] | None = None,
+    def _hold(self, header: bytes, state: _Skipped, numbers: tuple[int, int, int],
               pid: int = 0, exec_shape: bool = False, success: bytes | None = None,
               candidate: tuple[bytes, int, tuple[Any, int, int]] | None = None) -> None:
-        """Make ``state`` the skipped event in progress; with ``numbers`` (its header's seconds,
-        milliseconds, serial) also its stand-in for process context (a successful exec or not)."""
+        """Make ``state`` the skipped event in progress (``numbers``: its header's seconds,
+        milliseconds, serial); when deferring, also its stand-in for process context."""
         self._current_header, self._current_state = header, state
+        self._current_numbers = numbers
         self.skipped_events += 1
-        if numbers is None:
+        if not self.defer:
             self._current = None
             return
         is_exec = exec_shape and (success is None or success in (b"yes", b"1") or success.lower().startswith(b"suc"))
-        self._current_numbers = numbers
         self._current = Deferred(self.host_id, pid, numbers[0] * 1000 + numbers[1], is_exec, state.lines,
                                  self._factory, candidate)
 
     def _finish(self) -> list[Any]:
-        d, header = self._current, self._current_header
+        """Hand the skipped event in progress to the normalizer as a placeholder (its stand-in,
+        or None without deferral), so that it leaves in serial order among documents and holds
+        back later events as long as its records would (an incomplete event stays in flight)."""
+        d, state = self._current, self._current_state
         self._current, self._current_header = None, None
-        recent = self._recent
-        recent[header] = self._current_state  # type: ignore[index]
-        if len(recent) > _RECENT:
-            recent.popitem(last=False)
-        if d is None:
-            return []
-        # hand the placeholder to the normalizer so it leaves in serial order among documents
         seconds, millis, serial = self._current_numbers
-        return self.normalizer.feed_placeholder(seconds, millis, serial, d)
+        return self.normalizer.feed_placeholder(seconds, millis, serial, d, state.complete)
 
 
 #: (arch hex, syscall number, last comm token) of a SYSCALL line: the cache key of a decision.
@@ -632,12 +751,39 @@ def _open_types() -> frozenset[bytes]:
 
 _OPEN_TYPES = _open_types()
 
+
+def _alternation(words: Iterable[bytes]) -> bytes:
+    """A regular expression matching exactly ``words``, as a prefix tree (``P(?:ATH|ROCTITLE)``):
+    the regex engine tries a flat alternation branch by branch, a tree one byte at a time."""
+    tree: dict[int | None, Any] = {}
+    for word in words:
+        node = tree
+        for byte in word:
+            node = node.setdefault(byte, {})
+        node[None] = {}
+
+    def emit(node: dict[int | None, Any]) -> bytes:
+        branches = [re.escape(bytes([b])) + emit(node[b]) for b in sorted(k for k in node if k is not None)]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        return b"(?:" + body + b")?" if None in node else body
+
+    return emit(tree)
+
+
 #: One SYSCALL-headed event in a block of lines (``feed_chunks``): a SYSCALL line in the kernel's
 #: standard layout (auditd's SYSCALL record: fixed keys, each once, in order, so each captured
 #: token is the one :func:`_token` and :data:`_SHAPE` would find) — then lines of open record types with the same header, then at
 #: most one more line with that header. Groups: 1 header, 2–4 seconds/milliseconds/serial,
-#: 5 arch, 6 syscall number, 7 success, 8 ppid, 9 pid, 10 comm.
-_TOKEN = rb"[^\s\x1d]+"
+#: 5 arch, 6 syscall number, 7 success, 8 ppid, 9 pid, 10 comm, 11 the last line when it is a
+#: PROCTITLE record the record parser surely accepts (kernel encoding: hex, or quoted printable
+#: ASCII), so the event is known complete without parsing it.
+#: Values in the kernel's encoding (anything else it hex-encodes): printable ASCII, no space, quotes
+#: only around a whole value. So a match is a line the record parser accepts (no control bytes,
+#: valid UTF-8, an even number of quotes) and the event is one it would build without push-down.
+_TOKEN = rb"[!#-~]+"
+_VALUE = rb'(?:"[!#-~]*"|[!#-~]*)'
 _EVENT = re.compile(
     rb"^type=SYSCALL msg=audit\(((\d{1,11})\.(\d{1,3}):(\d{1,10}))\): arch=([0-9a-fA-F]+) syscall=(\d+) "
     rb"(?:success=(" + _TOKEN + rb") exit=" + _TOKEN + rb" )?"
@@ -645,28 +791,31 @@ _EVENT = re.compile(
     + rb"ppid=(\d+) pid=(\d+) "
     + b"".join(k + b"=" + _TOKEN + b" " for k in (b"auid", b"uid", b"gid", b"euid", b"suid", b"fsuid", b"egid",
                                                     b"sgid", b"fsgid", b"tty", b"ses"))
-    + rb"comm=([^\s\x1d]*) exe=" + _TOKEN + rb"(?: subj=" + _TOKEN + rb")? key=" + _TOKEN
+    + rb"comm=(" + _VALUE + rb") exe=" + _VALUE + rb"(?: subj=" + _VALUE + rb")? key=" + _VALUE
     + rb"\r?(?:\x1d[^\n]*)?\n"
-    rb"(?:type=(?:" + b"|".join(sorted(_OPEN_TYPES, key=len, reverse=True)) + rb") msg=audit\(\1\):[^\n]*\n)*"
-    rb"(?:type=[A-Z_]+ msg=audit\(\1\):[^\n]*\n)?",
+    rb"(?:type=" + _alternation(_OPEN_TYPES) + rb" msg=audit\(\1\):[^\n]*\n)*"
+    rb"(?:(type=PROCTITLE msg=audit\(\1\): proctitle=(?:[0-9A-F]+|\"[!#-~]*\")\r?\n)|type=[A-Z_]+ msg=audit\(\1\):[^\n]*\n)?",
     re.M,
 )
 
 
 class _Skipped:
     """The lines of a skipped event so far, and whether the reassembler would call it complete
-    (then another record with its serial starts a new event, as without push-down).
+    (then the next line with its header ends it: it goes to the normalizer as a placeholder, and
+    the reassembler decides whether that line joins it or starts a new event).
 
     Completion is worked out lazily: a line whose type may complete the event (PROCTITLE, EOE,
-    user/daemon messages…) is parsed only if another line with the same serial follows it.
+    user/daemon messages…) is parsed only when the answer is needed (another line with the same
+    serial follows it, or the event is handed to the normalizer), unless the caller already
+    knows (``complete=True``: :data:`_EVENT` matched a PROCTITLE line that surely parses).
     """
 
     __slots__ = ("lines", "_maybe", "_complete")
 
-    def __init__(self, lines: list[bytes]) -> None:
+    def __init__(self, lines: list[bytes], complete: bool = False) -> None:
         self.lines = lines
         self._maybe: list[bytes] = []
-        self._complete = False
+        self._complete = complete
 
     def add(self, line: bytes) -> None:
         self.lines.append(line)
@@ -690,7 +839,6 @@ class _Skipped:
         if self._complete or not self._maybe:
             return self._complete
         from auditeql.audit.reassembly import completes
-        from auditeql.audit.records import AuditRecord, parse_line
 
         while self._maybe:
             rec = parse_line(self._maybe.pop(0))

@@ -127,20 +127,18 @@ def _sniff(stream: IO[bytes]) -> tuple[str, list[bytes]]:
 
 
 def _chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
-    """``stream`` in pieces of about ``size`` bytes, each ending with a whole line (but the last)."""
-    carry = b""
+    """``stream`` in pieces of about ``size`` bytes, each ending with a whole line (but the last).
+
+    A piece is completed with ``readline`` (the buffered reader's C loop), so each byte is copied
+    once more at most, instead of slicing off and re-joining a partial line every time."""
+    read, readline = stream.read, stream.readline
     while True:
-        block = stream.read(size)
+        block = read(size)
         if not block:
             break
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            carry += block
-            continue
-        yield carry + block[: cut + 1]
-        carry = block[cut + 1 :]
-    if carry:
-        yield carry
+        if block[-1:] != b"\n":
+            block += readline()
+        yield block
 
 
 def _chain(first: list[bytes], rest: Iterable[bytes]) -> Iterator[bytes]:

@@ -121,9 +121,18 @@ class KeyScanner:
         for c, pats in enumerate(components):
             exprs.extend(pats)
             owner.extend([c] * len(pats))
-        db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-        db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=[0] * len(exprs))
-        self._db = db
+        # Two databases: the values (plain literals, one per value: thousands) and the rest
+        # (guards with character classes). Hyperscan compiles a database of literals alone ~5x
+        # faster than the same literals mixed with a few classes (measured: 1,150 pids, 0.03 s vs
+        # 0.15 s); scanning twice costs less than that. Pattern ids stay those of ``exprs``.
+        self._dbs = []
+        for want_plain in (True, False):
+            ids = [i for i, e in enumerate(exprs) if (owner[i] >= 0 and b"[" not in e) == want_plain]
+            if not ids:
+                continue
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(expressions=[exprs[i] for i in ids], ids=ids, elements=len(ids), flags=[0] * len(ids))
+            self._dbs.append(db)
         self._owner = owner
         self._n = len(components)
         self.other = other
@@ -133,7 +142,8 @@ class KeyScanner:
         """Sorted offsets in ``[begin, cut)``, one per candidate line (its start)."""
         hits: list[list[int]] = [[] for _ in range(self._n + 1)]  # last: guards
         owner = self._owner
-        self._db.scan(block, match_event_handler=lambda i, _f, to, _fl, _c: hits[owner[i]].append(to - 1))
+        for db in self._dbs:
+            db.scan(block, match_event_handler=lambda i, _f, to, _fl, _c: hits[owner[i]].append(to - 1))
         rfind = block.rfind
         starts: set[int] | None = None
         for c in sorted(range(self._n), key=lambda c: len(hits[c])):
