@@ -42,7 +42,7 @@ def parse_header(text: str) -> tuple[str, str]:
     """``"Name: value"`` → ``("Name", "value")``; raises ValueError with a usable message."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
-        raise ValueError(f"webhook header must look like 'Name: value' (got a value without ':' or name)")
+        raise ValueError("webhook header must look like 'Name: value' (got a value without ':' or name)")
     return name.strip(), value.strip()
 
 

@@ -167,7 +167,8 @@ def _show_error(query: str, exc: EqlError) -> None:
 @click.option("--event-category-field", default="event.category", show_default=True,
               help="Field holding the event category matched by `cat where`.")
 @click.option("--jobs", default=None, type=click.IntRange(min=1, max=2),
-              help="Processes reading a large NDJSON input for a sample (default: 2 when a second CPU exists).")
+              help="Processes reading a large NDJSON input for a sample (default: 2 when a second CPU is "
+                   "free, by the 1-minute load average).")
 @click.option("--semijoin", "semijoin", default="auto", hidden=True,
               type=click.Choice(["auto", "off", "force"]),
               help="Internal: the sample join-key semi-join (auto = when measured worthwhile).")

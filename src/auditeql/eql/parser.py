@@ -46,7 +46,7 @@ def parse_query(text: str) -> ast.Query:
         raise _unexpected_token(text, exc) from None
     except lark.exceptions.UnexpectedCharacters as exc:
         raise _unexpected_char(text, exc) from None
-    except lark.exceptions.UnexpectedEOF as exc:  # pragma: no cover - LALR reports UnexpectedToken($END)
+    except lark.exceptions.UnexpectedEOF:  # pragma: no cover - LALR reports UnexpectedToken($END)
         raise EqlError("unexpected end of query", *_end_position(text)) from None
     if pipes:
         query = _with_pipes(query, pipes)

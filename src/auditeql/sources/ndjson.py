@@ -283,51 +283,6 @@ def read_ndjson_raw(
         yield doc, line
 
 
-def read_ndjson_indexed(
-    paths: list[str],
-    *,
-    report: Callable[[int, int, str], None],
-    may_match: Callable[[bytes], bool] | None = None,
-    stats: NdjsonStats | None = None,
-    adaptive: bool = True,
-    needles: tuple[bytes, ...] | None = None,
-    scanner: BlockScanner | None = None,
-    skip: list[set[int]] | None = None,
-) -> Iterator[tuple[int, int, dict[str, Any], bytes]]:
-    """``(file index, line number, document, raw line)``: :func:`read_ndjson_raw` with positions.
-
-    For callers that read the same files more than once (the sample semi-join) and must put
-    documents back in input order: ``report(file_index, line_number, message)`` receives every
-    message with its position, and lines whose number is in ``skip[file_index]`` are passed over
-    before parsing (already read). A message about a whole file has line number 0 when nothing
-    of the file could be read (it could not be opened), -1 when it comes after the lines that
-    were read (input ends early).
-    """
-    st = stats if stats is not None else NdjsonStats()
-
-    def source() -> Iterator[tuple[int, int, bytes]]:
-        for i, path in enumerate(paths):
-            start = st.lines
-
-            def file_report(message: str, i: int = i, start: int = start) -> None:
-                report(i, 0 if st.lines == start else -1, message)
-
-            if scanner is not None or needles:
-                lines = iter_candidate_lines([path], needles or (), file_report, st, scanner)
-            else:
-                lines = iter_lines([path], file_report, st)
-            done = skip[i] if skip is not None else None
-            for _p, lineno, line in lines:
-                if done and lineno in done:
-                    continue
-                yield i, lineno, line
-
-    def bad(i: int, lineno: int, line: bytes) -> None:
-        parse_line(paths[i], lineno, line, lambda message: report(i, lineno, message))
-
-    yield from _parse_lines(source(), may_match, adaptive, st, bad)
-
-
 def _parse_lines(
     source: Iterable[tuple[Any, int, bytes]],
     may_match: Callable[[bytes], bool] | None,
