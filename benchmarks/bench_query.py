@@ -230,7 +230,8 @@ def main() -> None:
                 t_j1, cpu_j1, c_j1 = best_of(lambda p: run_auditeql(p, extra=("--jobs", "1")), path, args.repeat)
                 print(f"  auditeql --jobs 1: wall {t_j1:7.2f} s {n / t_j1:10,.0f} ev/s | cpu {cpu_j1:7.2f} s "
                       f"{n / cpu_j1:10,.0f} ev/s  ({c_j1} matches; one process) -> ratio to eql wall "
-                      f"{t_eql / t_j1:.1f}x, cpu {cpu_eql / cpu_j1:.1f}x")
+                      f"{t_eql / t_j1:.1f}x, cpu {cpu_eql / cpu_j1:.1f}x; to eql+orjson wall {t_eqo / t_j1:.1f}x, "
+                      f"cpu {cpu_eqo / cpu_j1:.1f}x")
             t_aeq, cpu_aeq, c_aeq = best_of(run_auditeql, path, args.repeat)
             print(f"  auditeql query   : wall {t_aeq:7.2f} s {n / t_aeq:10,.0f} ev/s | cpu {cpu_aeq:7.2f} s "
                   f"{n / cpu_aeq:10,.0f} ev/s  ({c_aeq} matches)")
