@@ -6,6 +6,8 @@ instead of at the next 5-minute run. What Kibana does per run is done per *inter
 here: at most ``max_signals`` alert groups per rule per ``interval``; alert ids are Kibana's
 deterministic ones, and a group whose id was already emitted (in memory, or in the alert
 store from an earlier run) is dropped, as Kibana drops existing ids.
+Alerts reach the output through :class:`~auditeql.watch.delivery.Delivery`: the store is the
+output's write-ahead log, so a SIGKILL between storing and writing loses nothing.
 
 The loop never blocks longer than one tick (:data:`TICK`): timers run even when the machine
 is idle — ``engine.advance(now)`` (``now`` on the stream's clock, :meth:`LiveRunner.stream_now_ms`) evicts expired state and settles sequences, the reassembler
