@@ -151,3 +151,49 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(checkpoint.CheckpointError, match="delete it"):
         checkpoint.load(cp_path)
     assert checkpoint.load(tmp_path / "missing.json") is None
+
+
+def test_restart_after_the_checkpointed_file_was_deleted_and_its_inode_reused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """auditd deleted the checkpointed file while we were down, and the filesystem gave its inode to
+    a newer file (seen in a 1M-event soak with fast rotation). The inode alone then names the wrong
+    file; the first bytes tell. Every rotated file left is newer: all are read, oldest first."""
+    log = tmp_path / "audit.log"
+    _append(log, "old1", "old2")
+    f = FileFollower(log, start_at_end=False)
+    assert _drain(f) == ["old1", "old2"]
+    cp = f.position
+    f.close()
+    _append(log, "lost")  # written after the checkpoint, deleted with the file below
+    for n, lines in enumerate((["r1a", "r1b"], ["r2"], ["cur"])):
+        for k in range(3, 0, -1):  # auditd's rotation: .3 is deleted, .2 -> .3, .1 -> .2, log -> .1
+            src = tmp_path / (f"audit.log.{k - 1}" if k > 1 else "audit.log")
+            if src.exists():
+                os.replace(src, tmp_path / f"audit.log.{k}")
+        if n == 0:
+            os.remove(tmp_path / "audit.log.1")  # the checkpointed file is gone
+        _append(log, *lines)
+        os.utime(log, ns=(10**18 + n * 10**9, 10**18 + n * 10**9))  # distinct mtimes, written in order
+    # the state after inode reuse: the checkpoint's inode now belongs to the current file
+    st = os.stat(log)
+    reused = checkpoint.Checkpoint(str(log), st.st_dev, st.st_ino, cp.offset, cp.head)
+    f2 = FileFollower(log, reused)
+    assert _drain(f2) == ["r1a", "r1b", "r2", "cur"]
+    err = capsys.readouterr().err
+    assert "rotated away and deleted" in err and "audit.log.2" in err
+
+
+def test_restart_after_copytruncate_continues_in_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    _append(log, *[f"e{i}" for i in range(5)])
+    f = FileFollower(log, start_at_end=False)
+    _drain(f)
+    cp = f.position
+    f.close()
+    _append(log, "e5", "e6")
+    (tmp_path / "audit.log.1").write_bytes(log.read_bytes())  # logrotate copytruncate: copy, then truncate
+    with open(log, "r+b") as fh:
+        fh.truncate(0)
+    _append(log, "e7")
+    f2 = FileFollower(log, cp)
+    assert _drain(f2) == ["e5", "e6", "e7"]

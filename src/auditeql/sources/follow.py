@@ -12,8 +12,10 @@ Only complete lines are handed out; a partial last line waits for its newline. T
 (device, inode, offset just after the last line handed out) is available as :attr:`position`
 so the caller can save a :class:`~auditeql.sources.checkpoint.Checkpoint` *after* it has
 processed the lines, at an event boundary. On start, a checkpoint whose file has meanwhile
-been rotated is found again by inode among the path's siblings (``audit.log.1`` …) and
-finished before the current file is read: a restart neither loses nor repeats events.
+been rotated is found again by inode and first bytes among the path's siblings (``audit.log.1``
+…) and finished before the current file is read: a restart neither loses nor repeats events.
+When it was rotated out and deleted while we were down, the rotated files left are all newer:
+they are read oldest first, then the current file (only the deleted file's tail is lost).
 """
 
 from __future__ import annotations
@@ -103,15 +105,29 @@ class FileFollower:
 
     def _start(self, cp: Checkpoint | None, start_at_end: bool) -> None:
         if cp is not None:
-            current = _stat(self.path)
-            if current is not None and (current.st_dev, current.st_ino) == (cp.device, cp.inode):
+            found = self._find_checkpointed(cp)
+            if found == self.path:
                 self._open(self.path, cp.offset, expect_head=cp.head)
                 return
-            rotated = self._find_by_inode(cp.device, cp.inode)
-            if rotated is not None:
+            if found is not None:
                 # finish the file we were in when we stopped, then carry on with ``path``
-                self._open(rotated, cp.offset, expect_head=cp.head)
-                self._draining = rotated
+                self._open(found, cp.offset, expect_head=cp.head)
+                self._draining = found
+                return
+            oldest = self._oldest_rotated()
+            if oldest is not None:
+                # Rotated out and deleted while we were down (its inode may even live on in a new
+                # file): every rotated file left is newer than it, so read them all, oldest first.
+                self._warn(
+                    f"the checkpointed file (inode {cp.inode}) was rotated away and deleted while auditeql was "
+                    f"not reading; reading the rotated files from the oldest ({oldest.name}), then {self.path.name} "
+                    "(events written to the deleted file after the checkpoint are lost)"
+                )
+                self._open(oldest, 0)
+                self._draining = oldest
+                return
+            if self._same_inode(self.path, cp):
+                self._open(self.path, cp.offset, expect_head=cp.head)  # truncated in place: from 0
                 return
             self._warn(
                 f"checkpointed file (inode {cp.inode}) is gone; reading {self.path} from its start "
@@ -120,6 +136,47 @@ class FileFollower:
             self._open_path(0)
             return
         self._open_path(None if start_at_end else 0)
+
+    def _find_checkpointed(self, cp: Checkpoint) -> Path | None:
+        """``path`` or a rotated sibling with the checkpoint's inode *and* first bytes: inodes of
+        deleted files are reused, so the inode alone can name a newer file. Failing that, a sibling
+        with the same first bytes under another inode: the copy ``copytruncate`` made of it."""
+        candidates = [self.path, *self._siblings()]
+        by_inode = [c for c in candidates if self._same_inode(c, cp)]
+        by_head = [c for c in candidates[1:] if c not in by_inode] if cp.head else []
+        for candidate in by_inode + by_head:
+            try:
+                fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if head_matches(fd, cp.head) and os.fstat(fd).st_size >= cp.offset:
+                    return candidate
+            finally:
+                os.close(fd)
+        return None
+
+    @staticmethod
+    def _same_inode(path: Path, cp: Checkpoint) -> bool:
+        st = _stat(path)
+        return st is not None and (st.st_dev, st.st_ino) == (cp.device, cp.inode)
+
+    def _siblings(self) -> list[Path]:
+        try:
+            names = sorted(os.listdir(self.path.parent))
+        except OSError:
+            return []
+        base = self.path.name
+        return [self.path.parent / n for n in names if n.startswith(base + ".") and n[len(base) + 1:].isdigit()]
+
+    def _oldest_rotated(self) -> Path | None:
+        """The rotated sibling written first (oldest mtime; on a tie the higher number)."""
+        snapshot = self._rotated_snapshot()
+        if not snapshot:
+            return None
+        base = self.path.name
+        name = min(snapshot, key=lambda n: (snapshot[n][3], -int(n[len(base) + 1:])))
+        return self.path.parent / name
 
     def _open_path(self, offset: int | None) -> None:
         """Open ``path`` at ``offset`` (``None`` = its end); a missing file is waited for."""
@@ -149,21 +206,6 @@ class FileFollower:
         self._partial = b""
         self._head = ""
         self._refresh_head()
-
-    def _find_by_inode(self, dev: int, ino: int) -> Path | None:
-        parent = self.path.parent
-        try:
-            names = sorted(os.listdir(parent))
-        except OSError:
-            return None
-        for name in names:
-            if not name.startswith(self.path.name):
-                continue
-            candidate = parent / name
-            st = _stat(candidate)
-            if st is not None and (st.st_dev, st.st_ino) == (dev, ino):
-                return candidate
-        return None
 
     # ------------------------------------------------------------------ reading
 
