@@ -197,3 +197,19 @@ def test_restart_after_copytruncate_continues_in_the_copy(tmp_path: Path) -> Non
     _append(log, "e7")
     f2 = FileFollower(log, cp)
     assert _drain(f2) == ["e5", "e6", "e7"]
+
+
+def test_line_ends_are_the_file_offsets_after_each_line(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"a\n\nbb\nccc")
+    f = FileFollower(log, start_at_end=False)
+    f.track_ends = True
+    assert f.read() == [b"a", b"bb"] and f.line_ends == [2, 6]
+    with open(log, "ab") as fh:
+        fh.write(b"c\nd\n")
+    assert f.read() == [b"cccc", b"d"] and f.line_ends == [11, 13]
+    assert f.position_at(11).offset == 11 and f.position_at(13) == f.position
+    os.rename(log, tmp_path / "audit.log.1")
+    log.write_bytes(b"e\n")
+    assert f.read(timeout=0.5) == [b"e"] and f.line_ends is None  # crossed into another file
+    f.close()

@@ -65,6 +65,10 @@ class FileFollower:
         self._finished: deque[tuple[int, int, int, int]] = deque(maxlen=16)  # files read to the end
         self.rotations = 0
         self.truncations = 0
+        #: When ``track_ends`` is set: the file offset just after each line the last :meth:`read`
+        #: returned, or None when that read crossed into another file (a rotation or truncation).
+        self.track_ends = False
+        self.line_ends: list[int] | None = None
         self._start(checkpoint, start_at_end)
 
     # ------------------------------------------------------------------ public surface
@@ -82,13 +86,23 @@ class FileFollower:
         """
         deadline = time.monotonic() + timeout
         while True:
+            ident = (self._dev, self._ino, self.rotations, self.truncations)
+            self.line_ends = [] if self.track_ends else None
             lines = self._read_once(max_bytes)
+            if ident != (self._dev, self._ino, self.rotations, self.truncations):
+                self.line_ends = None
             if lines:
                 return lines
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return lines
             select.select([], [], [], min(0.05, remaining))
+
+    def position_at(self, end: int) -> Checkpoint:
+        """The position just after a line of the last read that ended at file offset ``end``
+        (one of :attr:`line_ends`): a restart point inside a batch of lines."""
+        head = head_digest(self._fd, end) if self._fd is not None else ""
+        return Checkpoint(str(self.path), self._dev, self._ino, end, head)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -354,7 +368,17 @@ class FileFollower:
         self._partial = buf[cut + 1:]
         self._offset = self._read_pos - len(self._partial)
         self._refresh_head()
-        return [line for line in buf[:cut].split(b"\n") if line]
+        if self.line_ends is None:
+            return [line for line in buf[:cut].split(b"\n") if line]
+        pos = self._offset - cut - 1  # the file offset of buf[0]
+        lines = []
+        ends = self.line_ends
+        for line in buf[:cut].split(b"\n"):
+            pos += len(line) + 1
+            if line:
+                lines.append(line)
+                ends.append(pos)
+        return lines
 
     def _warn(self, message: str) -> None:
         print(f"auditeql: {message}", file=self._stderr, flush=True)
