@@ -66,6 +66,18 @@ def completes(record_type: int) -> bool:
     )
 
 
+def _unwrapped(last: int | None, serial: int) -> int:
+    """``serial`` (a u32) as the monotonic integer closest to ``last`` (the rollover rule)."""
+    if last is None:
+        return serial
+    candidate = last - (last % _U32) + serial
+    if candidate - last > _HALF:
+        candidate -= _U32
+    elif last - candidate > _HALF:
+        candidate += _U32
+    return candidate
+
+
 @dataclass
 class Reassembler:
     """Collects records and hands back complete events (lists of records) in serial order.
@@ -91,16 +103,8 @@ class Reassembler:
     def _unwrap(self, serial: int) -> int:
         """Map a u32 serial to a monotonic integer close to the last one seen (rollover)."""
         last = self._last_unwrapped
-        if last is None:
-            self._last_unwrapped = serial
-            return serial
-        base = last - (last % _U32)
-        candidate = base + serial
-        if candidate - last > _HALF:
-            candidate -= _U32
-        elif last - candidate > _HALF:
-            candidate += _U32
-        if candidate > last:
+        candidate = _unwrapped(last, serial)
+        if last is None or candidate > last:
             self._last_unwrapped = candidate
         return candidate
 
@@ -153,42 +157,17 @@ class Reassembler:
         groups = self._groups
         if not groups:
             return False
-        last = self._last_unwrapped
-        if last is None:
-            return serial in groups
-        candidate = last - (last % _U32) + serial
-        if candidate - last > _HALF:
-            candidate -= _U32
-        elif last - candidate > _HALF:
-            candidate += _U32
-        return candidate in groups
+        return _unwrapped(self._last_unwrapped, serial) in groups
 
     def release_now(self, serial: int) -> bool:
         """Count a complete one-record group as released at once, if nothing is pending before it.
 
         What :meth:`push` of a complete record would do when no group is in flight (the group
-        would leave immediately), without building one: for stand-ins of skipped events.
-        (:meth:`_unwrap` and :meth:`_count_gap` inlined: this runs once per skipped event.)"""
+        would leave immediately), without building one: for stand-ins of skipped events."""
         if self._order:
             return False
-        last = self._last_unwrapped
-        if last is None:
-            key = self._last_unwrapped = serial
-        else:
-            key = last - (last % _U32) + serial
-            if key - last > _HALF:
-                key -= _U32
-            elif last - key > _HALF:
-                key += _U32
-            if key > last:
-                self._last_unwrapped = key
-        stats = self.stats
-        stats.completed += 1
-        emitted = self._last_emitted
-        if emitted is None or key > emitted:
-            if emitted is not None and key > emitted + 1:
-                stats.lost += key - emitted - 1
-            self._last_emitted = key
+        self.stats.completed += 1
+        self._count_gap(self._unwrap(serial))
         return True
 
     def discard(self, serial: int) -> bool:
