@@ -180,8 +180,12 @@ class FileFollower:
             names = sorted(os.listdir(self.path.parent))
         except OSError:
             return []
+        return [self.path.parent / n for n in names if self._is_rotated(n)]
+
+    def _is_rotated(self, name: str) -> bool:
+        """``audit.log.N``: a name auditd's rotation gives the followed file."""
         base = self.path.name
-        return [self.path.parent / n for n in names if n.startswith(base + ".") and n[len(base) + 1:].isdigit()]
+        return name.startswith(base + ".") and name[len(base) + 1:].isdigit()
 
     def _oldest_rotated(self) -> Path | None:
         """The rotated sibling written first (oldest mtime; on a tie the higher number)."""
@@ -306,7 +310,7 @@ class FileFollower:
         before it is stat-ed, while ``.3`` was stat-ed before the rename). Two identical takes in a
         row mean no rename happened in between.
         """
-        parent, base = self.path.parent, self.path.name
+        parent = self.path.parent
         previous: dict[str, tuple[int, int, int, int]] | None = None
         for _ in range(50):
             try:
@@ -315,7 +319,7 @@ class FileFollower:
                 return None
             take: dict[str, tuple[int, int, int, int]] = {}
             for name in names:
-                if not (name.startswith(base + ".") and name[len(base) + 1:].isdigit()):
+                if not self._is_rotated(name):
                     continue
                 st = _stat(parent / name)
                 if st is not None:
