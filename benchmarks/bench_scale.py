@@ -14,19 +14,23 @@ session start included; best of ``--repeat``), interleaved so machine load hits 
 * duckdb-ndjson / duckdb-parquet: ``auditeql.scale.duckdb.run``
 * spark-local[1] / spark-local[2] on Parquet: ``auditeql.scale.spark.run``
 
-Every row must return the same samples (checked); events/s and the ratio to the Python row of
-the same run are printed. The children also report their in-process query time, shown too.
+Every row must return the same samples — the same join keys with the same events, in the same
+order (checked by a digest of each row's output); events/s and the ratio to the Python row of
+the same run are printed. ``--only`` restricts the run to some rows (the Python anchor always
+runs). The children also report their in-process query time, shown too.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -62,8 +66,23 @@ def child(kind: str, path: str, size: int) -> None:
         t0 = time.perf_counter()  # the query, not the session start
         result = ssp.run(plan, [path], options, spark=spark)
         dt = time.perf_counter() - t0
-    keys = sorted(json.dumps(list(m.join_keys)) for m in result)
-    print(json.dumps({"query_s": dt, "samples": len(result), "keys": keys[:5] + keys[-5:]}))
+    print(json.dumps({"query_s": dt, "samples": len(result),
+                      "digest": digest((list(m.join_keys), m.events) for m in result)}))
+
+
+def digest(samples: Any) -> str:
+    """One hash of the samples in order: join keys and, per event, its time and sequence number."""
+    h = hashlib.sha256()
+    for keys, events in samples:
+        marks = [None if e is None else [e.get("@timestamp"), (e.get("auditd") or {}).get("sequence")]
+                 for e in events]
+        h.update(json.dumps([keys, marks]).encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def python_digest(out: str) -> str:
+    rows = (json.loads(line) for line in out.splitlines() if line.strip())
+    return digest((r["join_keys"], r["events"]) for r in rows)
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -80,6 +99,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--only", action="append", default=[], metavar="PREFIX",
+                    help="run only rows whose name starts with PREFIX (repeatable; e.g. duckdb, spark)")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "PATH", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -111,21 +132,27 @@ def main() -> None:
     if not args.no_spark:
         rows["spark local[1] parquet"] = [PY, __file__, "--child", "spark-local[1]", str(pq_path), str(size)]
         rows["spark local[2] parquet"] = [PY, __file__, "--child", "spark-local[2]", str(pq_path), str(size)]
+    if args.only:
+        rows = {k: v for k, v in rows.items() if k.startswith("python") or any(k.startswith(p) for p in args.only)}
     best: dict[str, float] = {}
     query_s: dict[str, float] = {}
     counts: dict[str, int] = {}
+    digests: dict[str, str] = {}
     for _ in range(args.repeat):
         for name, cmd in rows.items():
             wall, out = timed(cmd)
             best[name] = min(best.get(name, wall), wall)
             if name.startswith("python"):
                 counts[name] = sum(1 for line in out.splitlines() if line.strip())
+                digests[name] = python_digest(out)
             else:
                 info = json.loads(out.strip().splitlines()[-1])
                 counts[name] = info["samples"]
+                digests[name] = info["digest"]
                 query_s[name] = min(query_s.get(name, info["query_s"]), info["query_s"])
     expected = copies * 9
-    anchor = best["python (auditeql query)"]
+    anchor_name = "python (auditeql query)"
+    anchor = best[anchor_name]
     print(f"{'engine':26} {'wall s':>8} {'events/s':>12} {'vs python':>10} {'query s':>8}  samples")
     for name in rows:
         eps = n_docs / best[name]
@@ -134,6 +161,9 @@ def main() -> None:
     bad = {k: v for k, v in counts.items() if v != expected}
     if bad:
         raise SystemExit(f"sample counts differ from the expected {expected}: {bad}")
+    if len(set(digests.values())) != 1:
+        raise SystemExit(f"the engines returned different samples (digests): {digests}")
+    print(f"# every row returned the same {expected:,} samples (digest {digests[anchor_name]})")
 
 
 if __name__ == "__main__":

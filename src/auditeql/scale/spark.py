@@ -198,7 +198,9 @@ class SparkBackend(Backend):
                         out_k.append(k)
                         out_s.append(int(seq))
                         out_d.append(text)
-                yield pd.DataFrame({"_key": out_k, "_seq": out_s, "_doc": out_d})
+                # typed columns: an empty batch (no row has a join key) must still convert to Arrow
+                yield pd.DataFrame({"_key": pd.Series(out_k, dtype=object), "_seq": pd.Series(out_s, dtype="int64"),
+                                    "_doc": pd.Series(out_d, dtype=object)})
 
         partition_plan = dataclasses.replace(plan, pipes=())
         part_opts = dataclasses.replace(options, size=1 << 62)
@@ -222,7 +224,8 @@ class SparkBackend(Backend):
                     continue  # a multi-valued key's other partition reports it
                 seqs = [None if e is None else seq_of[id(e)] for e in m.events]
                 rows.append((key, orjson.dumps(seqs).decode()))
-            return pd.DataFrame(rows, columns=["_key", "_seqs"])
+            return pd.DataFrame({"_key": pd.Series([r[0] for r in rows], dtype=object),
+                                 "_seqs": pd.Series([r[1] for r in rows], dtype=object)})
 
         keyed = cands.mapInPandas(explode_keys, "_key string, _seq long, _doc string")
         result = keyed.groupBy("_key").applyInPandas(per_key, "_key string, _seqs string").collect()
