@@ -121,3 +121,25 @@ def test_scan_engine_spark_gives_the_python_alerts(spark: Any, tmp_path: Path) -
         outs[engine] = out.read_bytes()
     assert outs["python"].count(b"\n") >= 9
     assert outs["spark"] == outs["python"]
+
+
+def test_ndjson_input_order_survives_small_splits(spark: Any, tmp_path: Path) -> None:
+    """Input order (the last tie-breaker) is file, split start, row; splits smaller than the 1 MiB
+    the order key counts in would have put rows of neighbouring splits in one bucket."""
+    docs = [{"@timestamp": "2026-11-30T00:00:00Z", "event": {"category": "process"}, "host": {"id": "h"},
+             "process": {"pid": i, "name": "bash", "args": ["x" * 200]}} for i in range(12_000)]
+    path = write_ndjson(tmp_path / "same-time.ndjson", docs)  # ~3 MB, every document at the same time
+    assert path.stat().st_size > 2_500_000
+    plan = compile_query('process where process.name == "bash" | tail 40')
+    options = QueryOptions(size=10_000)
+    expected = [d["process"]["pid"] for d in run_batch(plan, docs, options)]
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    saved = {k: spark.conf.get(k) for k in keys}
+    try:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", "65536")
+        spark.conf.set("spark.sql.files.openCostInBytes", "0")
+        got = [d["process"]["pid"] for d in ssp.run(plan, [str(path)], options, spark=spark)]
+    finally:
+        for k, v in saved.items():
+            spark.conf.set(k, v)
+    assert got == expected == list(range(11_960, 12_000))

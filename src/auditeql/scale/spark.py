@@ -34,6 +34,17 @@ from .sql import SqlPlan, candidate_condition
 
 _FILE_SHIFT = 1 << 48
 _BLOCK_SHIFT = 1 << 28
+_MIB = 1 << 20
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+          "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50}
+
+
+def _byte_size(text: str) -> int:
+    """A Spark byte-size setting ("134217728b", "128m", "4MB", "65536") in bytes; unknown: large."""
+    t = text.strip().lower()
+    digits = len(t) - len(t.lstrip("0123456789"))
+    unit = _UNITS.get(t[digits:].strip())
+    return int(t[:digits]) * unit if digits and unit is not None else 1 << 62
 
 
 def session(master: str | None = None, *, app_name: str = "auditeql", conf: Mapping[str, str] | None = None) -> Any:
@@ -83,6 +94,7 @@ class SparkBackend(Backend):
         self.spark = spark if spark is not None else session()
         self._cached: list[Any] = []
         self._tmp: list[str] = []
+        self._restore: list[tuple[str, str]] = []
 
     # ---------------------------------------------------------------- primitives
     def rows(self, sql: str) -> list[tuple]:
@@ -106,7 +118,23 @@ class SparkBackend(Backend):
         schema = StructType([StructField(c, types[t], True) for c, t in columns])
         self.spark.createDataFrame(rows, schema).createOrReplaceTempView(name)
 
+    def _min_split_size(self) -> None:
+        """Keep NDJSON splits at least 1 MiB long for this run (restored by :meth:`close`).
+
+        The input-order key counts split starts in MiB; two splits starting inside one MiB (a
+        session with ``maxPartitionBytes`` or ``openCostInBytes`` below 1 MiB) would mix their
+        rows' order. Splits are computed when each query runs, so the setting stays until close."""
+        conf = self.spark.conf
+        for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes"):
+            value = conf.get(key, None)
+            if value is not None and _byte_size(value) < _MIB:
+                self._restore.append((key, value))
+                conf.set(key, str(_MIB))
+
     def close(self) -> None:
+        for key, value in self._restore:
+            self.spark.conf.set(key, value)
+        self._restore.clear()
         for df in self._cached:
             df.unpersist()
         self._cached.clear()
@@ -137,6 +165,7 @@ class SparkBackend(Backend):
             self.parquet = True
             self.doc_source = "aeq_src"
         elif inputs.ndjson and not inputs.other:
+            self._min_split_size()
             df = self.spark.read.text([_abs(p) for p in inputs.ndjson])
             df.select("value", "_metadata.file_path", "_metadata.file_block_start").createOrReplaceTempView("aeq_text")
             index = _file_index(self, inputs.ndjson)
