@@ -263,6 +263,19 @@ class StreamingEngine:
         return self._emit(out)
 
     # -- introspection ----------------------------------------------------------------------
+    def held_ms(self) -> tuple[float, float]:
+        """(oldest, newest): the event time in ms of the oldest event waiting in the reorder
+        buffer (``inf`` when none waits), and an upper bound of the times of every event that
+        ever entered it (``-inf`` for queries that never buffer: samples, event queries).
+
+        Why: a live reader saving its read position (``watch``'s checkpoint) may pass an event
+        only once it has left this buffer; a position taken when ``newest`` was N is safe as soon
+        as ``oldest`` > N. Both are in this engine's own time field (``timestamp_override``)."""
+        if self._core is None:
+            return float("inf"), float("-inf")
+        oldest = self._buffer[0][0] / _NS if self._buffer else float("inf")
+        return oldest, self._newest / _NS
+
     def stats(self) -> dict:
         """Counters and current state sizes (keys, pending items, buffered events)."""
         d = dict(self._stats)

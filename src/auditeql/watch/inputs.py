@@ -58,8 +58,9 @@ class _Input:
                    released_ms: float | None = None) -> None:
         """Save the read position if this input has one (only :class:`FileInput`).
 
-        ``newest_ms``: the newest event time read so far; ``released_ms``: every event at or before
-        this time has left the engines' reorder buffers (see :meth:`FileInput.checkpoint`)."""
+        ``newest_ms``: no event read so far entered an engine's reorder buffer with a later time;
+        ``released_ms``: no event older than this waits in one (``inf``: none waits; see
+        :meth:`FileInput.checkpoint` and :meth:`LiveRunner.held_ms`)."""
 
     def stats(self) -> dict[str, Any]:
         return {}
@@ -103,6 +104,12 @@ class NetlinkInput(_Input):
         self.source.close()
 
 
+#: Most bytes one :meth:`FileInput.read` takes from the log (~0.1 s of work, one loop tick).
+#: The follower's default, 8 MiB, is seconds of work on a busy log: the loop's timers, signals
+#: and checkpoint waited that long, and a checkpoint lagged the reader by a whole batch.
+READ_BYTES = 256 << 10
+
+
 class FileInput(_Input):
     """A followed audit.log. The checkpoint is written only when no event is half-read.
 
@@ -138,7 +145,7 @@ class FileInput(_Input):
         feed = self.normalizer.feed_line
         reassembler = self.normalizer.reassembler
         docs: list[Doc] = []
-        lines = self.follower.read(timeout=timeout)
+        lines = self.follower.read(timeout=timeout, max_bytes=READ_BYTES)
         ends = self.follower.line_ends
         last = -1
         for i, line in enumerate(lines):
@@ -157,9 +164,11 @@ class FileInput(_Input):
 
         A position is a candidate when no event is half-read; it becomes safe once the engines
         have released every event read before it from their reorder buffers — known by event
-        time: all those events are no newer than ``newest_ms`` at the moment the position was
-        taken, and everything up to ``released_ms`` has left the buffers. (Saving a position
-        whose events still waited in a buffer lost their alerts on a SIGKILL; found under load.)
+        time: every event read before it that entered a buffer is no newer than ``newest_ms`` at
+        the moment the position was taken, and nothing older than ``released_ms`` still waits
+        (``newest_ms < released_ms``). (Saving a position whose events still waited in a buffer
+        lost their alerts on a SIGKILL; found under load.) When nothing waits (rules that never
+        buffer, like ``sample``), ``released_ms`` is ``inf`` and every candidate is safe at once.
         Without times (``released_ms`` None) the position is taken as it is, as before."""
         if not self.checkpoint_path:
             return

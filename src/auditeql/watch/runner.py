@@ -176,8 +176,8 @@ class LiveRunner:
                 self._process(self.source.maintain())
                 self._advance()
                 self.delivery.settle()
-                self.source.checkpoint(newest_ms=self._stream_ms,
-                                       released_ms=self.stream_now_ms() - self.config.reorder_ms)
+                newest_ms, released_ms = self.held_ms()
+                self.source.checkpoint(newest_ms=newest_ms, released_ms=released_ms)
             if signals is not None:
                 if signals.take_health():
                     self.report_health()
@@ -244,6 +244,22 @@ class LiveRunner:
         if self._stream_at is None:
             return self.clock() * 1000.0
         return self._stream_ms + (time.monotonic() - self._stream_at) * 1000.0
+
+    def held_ms(self) -> tuple[float, float]:
+        """(newest, released) for the input's checkpoint, from the engines' reorder buffers.
+
+        ``newest``: no event pushed so far entered a buffer with a time above it; ``released``:
+        no event older than it waits in any buffer (``inf`` when none waits). A read position
+        taken when ``newest`` was N is safe once ``released`` > N. It used to be the stream clock
+        less ``--reorder-ms`` against the newest time read: every position waited for that much
+        *event time*, even when no rule buffers anything (a ``sample``), which on a busy log read
+        behind its writer is many seconds of reading (found by the fast-rotation soak)."""
+        newest, released = float("-inf"), float("inf")
+        for state in self.states:
+            oldest, top = state.engine.held_ms()
+            released = min(released, oldest)
+            newest = max(newest, top)
+        return newest, released
 
     def _advance(self) -> None:
         now_ms = self.stream_now_ms()
