@@ -139,8 +139,13 @@ class Backend:
         self.materialize(
             "aeq_cand", f"SELECT {', '.join(dict.fromkeys(cols))} FROM aeq_ev WHERE {candidate_condition(sp)}"
         )
+        self.candidates_ready()
         n = len(sp.filters)
         return dataclasses.replace(sp, filters=tuple(out[:n]), until=out[n] if sp.until is not None else None)
+
+    def candidates_ready(self) -> None:
+        """Called once ``aeq_cand`` exists: a back end may drop rows its reader should not have
+        accepted (DuckDB: JSON that the Python engine's reader refuses). Default: nothing."""
 
     def _with_defaults(self, sp: SqlPlan, rel: str) -> str:
         """Apply :attr:`defaults` (fill-in values, as ``scan --host-id`` does) to the columns."""

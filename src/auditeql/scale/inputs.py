@@ -49,6 +49,11 @@ def _expand(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """``paths`` with globs expanded (sorted), in the order given."""
+    return _expand(paths)
+
+
 def sniff(path: str) -> str:
     """``"parquet"``, ``"ndjson"`` or ``"other"`` (raw audit log or stdin) from the first bytes."""
     if path == "-":
@@ -138,3 +143,86 @@ def read_any(paths: Sequence[str], **kwargs: Any) -> Iterator[Mapping[str, Any]]
             group.append(p)
     if group:
         yield from read_documents(group, **kwargs)
+
+
+# ----------------------------------------------------------------------------- raw-line filter
+#: A raw line holding one of these may spell a term differently (``\u0062``, ``\/``): always kept.
+_ESCAPE_GUARDS = ("\\u", "\\/")
+
+
+def _regex_char(ch: str, ci: bool) -> str:
+    """One character as a regular-expression atom that RE2 (DuckDB) and Java (Spark) read alike.
+
+    Letters and digits stand for themselves; everything else is a ``\\x{…}`` code-point escape.
+    A ``ci`` term folds ASCII letters only (``[aA]``), exactly as ``bytes.lower()`` does: SQL
+    ``lower`` would fold non-ASCII letters too and could miss a line the Python engine keeps.
+    """
+    if ci and ch.isascii() and ch.isalpha():
+        return f"[{ch.lower()}{ch.upper()}]"
+    if ch.isascii() and ch.isalnum():
+        return ch
+    return f"\\x{{{ord(ch):x}}}"
+
+
+def _contains(dialect: Any, column: str, text: str) -> str:
+    """``column`` holds ``text``; a leading ``"`` is not searched for (a weaker, still necessary
+    test): substring search anchors on the first byte, and ``"`` is the commonest byte of JSON."""
+    if text.startswith('"') and len(text) > 2:
+        text = text[1:]
+    lit = dialect.quote(text)
+    return f"contains({column}, {lit})" if dialect.name == "duckdb" else f"(instr({column}, {lit}) > 0)"
+
+
+def _regex_search(dialect: Any, column: str, pattern: str) -> str:
+    lit = dialect.quote(pattern)
+    return f"regexp_matches({column}, {lit})" if dialect.name == "duckdb" else f"({column} RLIKE {lit})"
+
+
+def _group_condition(dialect: Any, column: str, group: Sequence[tuple[str, bool]]) -> str:
+    """A raw line holds one term of ``group``.
+
+    One or two exact terms are ``contains`` tests; anything else is one regular expression (an
+    alternation is a single pass over the line, where each ``contains`` is a pass of its own),
+    folded terms with ``[aA]`` classes.
+    """
+    terms = sorted(set(group))
+    if len(terms) <= 2 and not any(ci for _t, ci in terms):
+        parts = [_contains(dialect, column, t) for t, _ci in terms]
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    alternation = "|".join("".join(_regex_char(ch, ci) for ch in t) for t, ci in terms)
+    return _regex_search(dialect, column, alternation)
+
+
+def line_condition(plan: Any, dialect: Any, column: str) -> str | None:
+    """SQL over a raw NDJSON line (text column ``column``) that is false only when no filter of
+    ``plan`` can match the document on that line; ``None`` when every line must be kept.
+
+    Why: parsing JSON is what reading NDJSON costs; the Python engine (``auditeql query``) skips
+    lines by the same test before parsing. The test is the filters' term groups
+    (``CompiledFilter.line_groups``): a line a filter can match holds a term of each of that
+    filter's groups, exact terms case-sensitively, folded terms ASCII-case-insensitively. A line
+    holding a ``\\u`` or ``\\/`` escape may spell a term differently and is always kept, as is
+    every line when a filter has no group (``any where true``, numbers, negations). Groups every
+    filter shares are tested once, outside the per-filter alternatives.
+    """
+    from auditeql.eql.plan import plan_filters
+
+    per_filter: list[list[tuple[tuple[str, bool], ...]]] = []
+    for flt in plan_filters(plan):
+        if not flt.line_groups:
+            return None
+        per_filter.append(list(dict.fromkeys(tuple(sorted(set(g))) for g in flt.line_groups)))
+    common = [g for g in per_filter[0] if all(g in groups for groups in per_filter[1:])]
+    arms: list[str] = []
+    for groups in per_filter:
+        rest = [_group_condition(dialect, column, g) for g in groups if g not in common]
+        if not rest:
+            arms = []  # a filter needs nothing beyond the common groups
+            break
+        arms.append(rest[0] if len(rest) == 1 else "(" + " AND ".join(rest) + ")")
+    conds = [_group_condition(dialect, column, g) for g in common]
+    arms = list(dict.fromkeys(arms))
+    if arms:
+        conds.append(arms[0] if len(arms) == 1 else "(" + " OR ".join(arms) + ")")
+    guards = " OR ".join(_contains(dialect, column, g) for g in _ESCAPE_GUARDS)
+    return f"(({' AND '.join(conds)}) OR {guards})"
