@@ -143,3 +143,36 @@ def test_ndjson_input_order_survives_small_splits(spark: Any, tmp_path: Path) ->
         for k, v in saved.items():
             spark.conf.set(k, v)
     assert got == expected == list(range(11_960, 12_000))
+
+
+def test_lines_spark_and_python_parse_differently(spark: Any, tmp_path: Path) -> None:
+    """Spark's JSON parser refuses duplicate keys (the Python reader keeps the last value) and reads
+    only the first object of a line (the Python reader refuses the line). Such lines are decided
+    by Python: a duplicate-key document is not lost, a damaged line is not half-read."""
+    from auditeql.sources.ndjson import read_ndjson
+
+    def doc(pid: int, name: str = "bash", extra: str = "") -> str:
+        return ('{"@timestamp":"2026-11-30T00:00:%02dZ","event":{"category":"process"},"host":{"id":"h"},'
+                '"process":{"pid":%d,"name":"%s"%s}}' % (pid, pid, name, extra))
+
+    lines = [
+        doc(1),
+        doc(2, "nc", ',"name":"bash"'),                     # duplicate key: Python reads "bash"
+        doc(3) + doc(4),                                      # two objects glued: Python refuses
+        doc(5) + " x",                                        # trailing text: Python refuses
+        doc(6, extra=',"n":1e400'),                           # beyond a double: Python refuses
+        doc(7) + "\x00",                                      # a NUL after the object
+        doc(8, extra=',"command_line":"echo ${HOME}x } y"'),  # braces inside a string: a document
+        '{"process":',                                        # truncated
+        doc(9, extra=',"args":["a","a"],"args":["b"]'),       # duplicate key on another field
+        doc(10, "nc"),
+    ]
+    path = tmp_path / "lax.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    docs = list(read_ndjson([str(path)], report=lambda _m: None))
+    assert sorted(d["process"]["pid"] for d in docs) == [1, 2, 8, 9, 10]
+    for text in ('process where process.name == "bash"', "process where true",
+                 'sample by host.id [process where process.name == "bash"] [process where process.name == "nc"]',
+                 'sequence by host.id [process where process.name == "bash"] [process where process.name == "nc"]'):
+        plan = compile_query(text)
+        assert ssp.run(plan, [str(path)], QueryOptions(size=20), spark=spark) == run_batch(plan, docs, QueryOptions(size=20)), text

@@ -73,6 +73,9 @@ class Backend:
     #: the relation documents are fetched from by ``_seq`` (cheaper than ``aeq_src`` when that
     #: one re-validates every line)
     doc_source: str = "aeq_src"
+    #: a boolean column of ``aeq_src`` marking rows its reader may have read unlike the Python
+    #: reader (Spark's JSON parser on NDJSON): they are decided by Python, which may refuse them
+    irregular_column: str | None = None
     #: applied to every document before a Python predicate sees it or it is returned
     transform: DocTransform | None = None
     #: column defaults equivalent to ``transform`` (field path -> value), applied in SQL
@@ -99,7 +102,7 @@ class Backend:
         stats = stats if stats is not None else RunStats()
         sp = compile_sql(plan, self.dialect, options)
         stats.sql_exact = sp.exact
-        prep, rel = relation_sql(sp, "aeq_src", parquet=self.parquet)
+        prep, rel = relation_sql(sp, "aeq_src", parquet=self.parquet, irregular=self.irregular_column)
         if prep is not None:
             self.prepare("aeq_prep", prep)
         self.create_view("aeq_ev", self._with_defaults(sp, rel))
@@ -169,6 +172,22 @@ class Backend:
         doc = orjson.loads(text)
         return self.transform(doc) if self.transform is not None else doc
 
+    def _documents(self, rows: Iterable[tuple[int, str]]) -> list[tuple[int, Mapping[str, Any]]]:
+        """``(_seq, document)`` of the rows whose text the Python reader accepts as an object.
+
+        Rows that reach Python are undecided or irregular; among them may be lines the SQL
+        reader took and the Python reader refuses (see :attr:`irregular_column`): the Python
+        engine never sees those, so neither does the result."""
+        out = []
+        for seq, text in rows:
+            try:
+                doc = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                out.append((seq, self.transform(doc) if self.transform is not None else doc))
+        return out
+
     def docs_by_seq(self, seqs: Iterable[int]) -> dict[int, Mapping[str, Any]]:
         wanted = sorted(set(seqs))
         out: dict[int, Mapping[str, Any]] = {}
@@ -192,7 +211,7 @@ class Backend:
     def _undecided(self, sp: SqlPlan, stats: RunStats) -> list[tuple[int, Mapping[str, Any]]]:
         rows = self._docs_where(undecided_condition(sp))
         stats.undecided_rows = len(rows)
-        return [(seq, self._parse(text)) for seq, text in rows]
+        return self._documents(rows)
 
     # ---------------------------------------------------------------- event queries
     def _run_events(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list:
@@ -279,7 +298,7 @@ class Backend:
     def _candidates(self, sp: SqlPlan, stats: RunStats) -> list[Mapping[str, Any]]:
         rows = self._docs_where(candidate_condition(sp))
         stats.candidate_rows = len(rows)
-        return [self._parse(text) for _seq, text in rows]
+        return [doc for _seq, doc in self._documents(rows)]
 
     def _python_sample(self, sp: SqlPlan, options: QueryOptions, stats: RunStats) -> list[Match]:
         from auditeql.engine import run_batch

@@ -152,9 +152,12 @@ def _dotted_keys(paths: Sequence[str]) -> list[str]:
     return sorted(out)
 
 
-def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None, str]:
+def relation_sql(sp: SqlPlan, source: str, *, parquet: bool, irregular: str | None = None) -> tuple[str | None, str]:
     """``(prep, relation)``: SQL for the JSON extraction step (``None`` when no field needs JSON)
     and for the relation ``ev`` over it (``FROM aeq_prep``) or over ``source`` directly.
+
+    ``irregular``: a boolean column of ``source`` marking rows whose text the SQL reader may have
+    read differently from the Python reader; such rows are decided by the Python engine.
 
     The prep step parses each document once (DuckDB materializes it as a table: its optimizer
     would otherwise re-evaluate the extraction for every reference). ``ev`` has ``_seq``, ``_ts``,
@@ -179,9 +182,13 @@ def relation_sql(sp: SqlPlan, source: str, *, parquet: bool) -> tuple[str | None
     carried = [d.ident(p) for p in sp.fields if p not in json_fields]
     if parquet:
         carried += ["_irregular"] + ([ts_col] if ts_col else [])
+    if irregular:
+        carried.append(irregular)
 
     items = ["_seq"]
     irr: list[str] = ["_irregular"] if parquet else []
+    if irregular:
+        irr.append(irregular)
     if unsafe:
         irr.append(TRUE)
     if extract:
