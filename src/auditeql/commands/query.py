@@ -29,6 +29,7 @@ import orjson
 from auditeql.eql import EqlError, compile_query
 from auditeql.eql.plan import EventPlan, Plan, QueryOptions, SamplePlan, plan_filters
 from auditeql.eql.prefilter import combine_line_filters
+from auditeql.sources import pipes
 from auditeql.sources.linescan import BlockScanner, block_scanner
 from auditeql.sources.ndjson import NdjsonStats, read_ndjson_raw, stderr_reporter
 from auditeql.sources.ndjson_semijoin import plain_ndjson as _plain_ndjson
@@ -59,9 +60,10 @@ def line_scanner(plan: Plan) -> BlockScanner | None:
 
 
 def _readable_twice(path: str, stats: NdjsonStats) -> bool:
-    """False (with a message) for a named pipe or device: the input is sniffed before it is read,
-    which would lose a pipe's first bytes; stdin (``-``) is peeked instead, so it takes pipes."""
-    if path == "-":
+    """False (with a message) for a named pipe or device not registered by
+    :func:`auditeql.sources.pipes.prepared` (the command registers every input): sniffing it before
+    reading it would lose its first bytes. Stdin (``-``) is peeked instead."""
+    if path == "-" or pipes.registered(path):
         return True
     try:
         mode = os.stat(path).st_mode
@@ -97,19 +99,24 @@ def iter_input(
         return
     from auditeql.sources.files import input_kind, read_documents
 
-    kinds = [input_kind(p) for p in paths]
-    if "audit" not in kinds:
-        yield from read_ndjson_raw(
-            paths, may_match=may_match, stats=stats, report=stderr_reporter, needles=needles, scanner=scanner
-        )
-        return
-    # raw audit logs (auto-detected) are normalized to Auditd Manager documents; consecutive raw
-    # files share one normalizer so that a rotated set reads as one stream
+    kinds: dict[int, str] = {}
+
+    def kind_of(i: int) -> str:
+        if i not in kinds:
+            kinds[i] = input_kind(paths[i])
+        return kinds[i]
+
+    # Raw audit logs (auto-detected) are normalized to Auditd Manager documents; consecutive raw
+    # files share one normalizer so that a rotated set reads as one stream. A pipe's first bytes
+    # are looked at only when its turn comes or a raw log before it needs to know (so pipes fed
+    # one after the other by one writer are read in turn).
     i = 0
     while i < len(paths):
-        j = i
-        raw = kinds[i] == "audit"
-        while j < len(paths) and (kinds[j] == "audit") == raw:
+        raw = kind_of(i) == "audit"
+        j = i + 1
+        while j < len(paths) and (
+            kind_of(j) == "audit" if raw else not pipes.registered(paths[j]) and kind_of(j) != "audit"
+        ):
             j += 1
         if raw:
             audit_stats: dict[str, Any] = {}
@@ -121,7 +128,7 @@ def iter_input(
                 stderr_reporter(f"{sum(skipped.values())} audit line(s) skipped ({detail})")
         else:
             yield from read_ndjson_raw(
-                paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter, scanner=scanner
+                paths[i:j], may_match=may_match, stats=stats, report=stderr_reporter, needles=needles, scanner=scanner
             )
         i = j
 
@@ -183,7 +190,7 @@ def query(
     jobs: int | None = None,
     semijoin: str = "auto",
 ) -> None:
-    """Run an EQL QUERY (Elasticsearch dialect) over ECS NDJSON FILEs (.gz ok; none or - = stdin)."""
+    """Run an EQL QUERY (Elasticsearch dialect) over ECS NDJSON FILEs (.gz ok; none or - = stdin; pipes and <(…) ok)."""
     try:
         plan = compile_query(query_text, event_category_field=event_category_field)
     except EqlError as exc:
@@ -206,7 +213,8 @@ def query(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        _run(plan, paths, options, prefilter, needles, stats, run_stats, None, semijoin, jobs)
+        with pipes.prepared(paths, _spool_policy(plan, semijoin), stderr_reporter) as paths:
+            _run(plan, paths, options, prefilter, needles, stats, run_stats, None, semijoin, jobs)
     except BrokenPipeError:
         # the reader went away (`| head`): stop quietly, like other Unix tools
         try:
@@ -228,6 +236,15 @@ def query(
         click.echo(f"auditeql: {stats.bad_lines} unreadable line(s) skipped (see messages above)", err=True)
     if stats.bad_files:
         sys.exit(1)
+
+
+def _spool_policy(plan: Plan, semijoin: str) -> pipes.SpoolPolicy | None:
+    """Copy a piped input when the sample semi-join can use it: plain (uncompressed) NDJSON, which
+    it reads back by offset (:mod:`auditeql.sources.ndjson_semijoin`); everything else is read once
+    as it comes. The results are the same either way."""
+    if not isinstance(plan, SamplePlan) or len(plan.filters) < 2 or semijoin == "off":
+        return None
+    return lambda kind, gz: kind == "ndjson" and not gz
 
 
 def _run(

@@ -66,7 +66,7 @@ def scan(
     """Run detection rules over audit logs or ECS NDJSON, replaying Kibana's schedule.
 
     PATH may be a raw audit.log (plain or .gz, a rotated set in any order, a glob) or an ECS
-    NDJSON export (Auditbeat / Auditd Manager); "-" reads stdin.
+    NDJSON export (Auditbeat / Auditd Manager); "-" reads stdin; named pipes and <(zcat …) work too.
     """
     from auditeql.alerts.context import ProcessContext
     from auditeql.rules import LoadReport, RuleError, load_rules

@@ -32,6 +32,8 @@ import orjson
 from auditeql.audit.host import HostInfo
 from auditeql.audit.pipeline import KeepFn, KeepPolicy, Normalizer
 
+from . import pipes
+
 _ROTATED = re.compile(r"^(?P<base>.*?)(?:\.(?P<num>\d+))?(?:\.gz)?$")
 
 
@@ -73,8 +75,11 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 
 
 def _open(path: str) -> BinaryIO:
-    if path == "-":
-        raw: BinaryIO = sys.stdin.buffer
+    stream = pipes.open_stream(path)
+    if stream is not None:
+        raw: BinaryIO = stream
+    elif path == "-":
+        raw = sys.stdin.buffer
     else:
         p = Path(path)
         if p.is_dir():
@@ -93,8 +98,14 @@ def _open(path: str) -> BinaryIO:
 
 def input_kind(path: str) -> str:
     """``"audit"``, ``"ndjson"`` or ``"empty"`` from the first non-blank bytes, without consuming
-    anything (stdin is peeked). Unreadable paths are ``"ndjson"``: the NDJSON reader reports them.
+    anything (stdin is peeked; a pipe registered by :func:`auditeql.sources.pipes.prepared` keeps
+    what was read to look). Unreadable paths are ``"ndjson"``: the NDJSON reader reports them.
     """
+    if pipes.registered(path):
+        try:
+            return pipes.kind(path)[0]
+        except OSError:
+            return "ndjson"
     try:
         if path == "-":
             head = sys.stdin.buffer.peek(1 << 16)[: 1 << 16]
@@ -240,12 +251,38 @@ def read_documents(
 
     With a push-down that carries a join-key semi-join (``scan``), regular audit files are either
     held in memory while the census decides which candidates are needed, or read twice
-    (:data:`HOLD_LIMIT`); the documents are the same either way.
+    (:data:`HOLD_LIMIT`); the documents are the same either way. Inputs that can be read only
+    once (stdin, pipes, ``<(…)``) are read as they come, or, where the semi-join applies, copied
+    once to be read as files (:mod:`auditeql.sources.pipes`).
     """
     if stats is None:
         stats = {}
     ordered = expand_paths(list(paths))
     policy = keep if keep is not None else pushdown
+    with pipes.prepared(ordered, _spool_policy(ordered, policy)) as ordered:
+        yield from _read_prepared(ordered, flavor, host, keep, pushdown, stats, policy)
+
+
+def _spool_policy(ordered: list[str], policy: Any) -> pipes.SpoolPolicy | None:
+    """Copy a piped raw audit log when the semi-join can use it: every other input is a regular
+    raw audit file (the semi-join needs them all), the push-down carries one."""
+    if getattr(policy, "semijoin", None) is None or not getattr(policy, "active", False):
+        return None
+    for p in ordered:
+        if not pipes.reads_once(p) and (not Path(p).is_file() or input_kind(p) != "audit"):
+            return None
+    return lambda kind, gz: kind == "audit"
+
+
+def _read_prepared(
+    ordered: list[str],
+    flavor: str,
+    host: HostInfo | None,
+    keep: Any,
+    pushdown: Any,
+    stats: dict[str, Any],
+    policy: Any,
+) -> Iterator[Any]:
     mode = _semijoin_mode(ordered, policy)
     if mode is None and getattr(policy, "semijoin", None) is not None:
         policy.semijoin = None  # type: ignore[union-attr]
@@ -281,10 +318,19 @@ def _read_all(
     feeder: Any = None
     stats["files"] = []
     for path in ordered:
+        if pipes.registered(path):
+            try:
+                kind = pipes.kind(path)[0]
+            except OSError as exc:
+                raise InputError(f"{pipes.display_name(path)}: cannot read: {exc.strerror or exc}") from None
+            if kind == "ndjson":  # the NDJSON reader takes the stream as it takes a file
+                stats["files"].append({"path": pipes.display(path), "kind": kind})
+                yield from _read_ndjson_file(path, stats)
+                continue
         stream = _open(path)
         try:
             kind, first = _sniff(stream)
-            stats["files"].append({"path": path, "kind": kind})
+            stats["files"].append({"path": pipes.display(path), "kind": kind})
             if kind == "ndjson":
                 if path != "-":
                     stream.close()
@@ -312,7 +358,7 @@ def _read_all(
                             yield from docs
                 stats.update(normalizer.stats)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            stats.setdefault("file_errors", []).append(f"{path}: {exc}")
+            stats.setdefault("file_errors", []).append(f"{pipes.display_name(path)}: {exc}")
         finally:
             if path != "-":
                 stream.close()

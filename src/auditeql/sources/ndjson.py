@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import orjson
 
+from . import pipes
 from .linescan import BlockScanner
 
 #: Called with a one-line message for every line or file that cannot be used.
@@ -42,13 +43,17 @@ class NdjsonStats:
 
 
 def _display(path: str) -> str:
-    return "<stdin>" if path == "-" else path
+    return pipes.display_name(path)
 
 
 def open_binary(path: str) -> IO[bytes]:
-    """Open ``path`` (``-`` = stdin) for reading bytes, decompressing gzip by magic number."""
-    if path == "-":
-        raw: IO[bytes] = sys.stdin.buffer
+    """Open ``path`` (``-`` = stdin) for reading bytes, decompressing gzip by magic number.
+
+    Stdin and the pipes registered by :func:`auditeql.sources.pipes.prepared` are peeked, not
+    re-read; any other path that is not a regular file is read as it comes."""
+    stream = pipes.open_stream(path)
+    if stream is not None or path == "-" or pipes.reads_once(path):
+        raw: IO[bytes] = stream if stream is not None else sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         if peek == b"\x1f\x8b":
             return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]

@@ -631,7 +631,7 @@ def _read_file(
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
     except OSError as exc:
         stats.bad_files += 1
-        reports.whole_file(fi, _BEFORE, f"{path}: cannot read: {exc.strerror or exc}")
+        reports.whole_file(fi, _BEFORE, f"{ndjson._display(path)}: cannot read: {exc.strerror or exc}")
         return
     chunk = ndjson.CHUNK_BYTES
     base = first * chunk  # file offset of the current block's first byte
@@ -661,7 +661,7 @@ def _read_file(
                     stats.bad_files += 1
                     # the single pass's number: the lines read (the unfinished one too), plus one
                     n = line_numbers(path, [base])[base] + (1 if carry else 0)
-                    reports.whole_file(fi, _AFTER, f"{path}:{n}: input ends early ({error}); the lines before were used")
+                    reports.whole_file(fi, _AFTER, f"{ndjson._display(path)}:{n}: input ends early ({error}); the lines before were used")
                 break
             first_nl = block.find(b"\n")
             if first_nl == -1:
