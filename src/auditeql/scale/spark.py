@@ -40,11 +40,12 @@ _MIB = 1 << 20
 _OBJECT_SHAPED = "regexp_like(_doc, '^[ \\t\\r]*[{]')"
 #: A line Spark reads as an object but the Python reader may refuse: Spark stops after the first
 #: object, so text after it (not ending in ``}``, or a second object glued on) is not seen; it
-#: reads numbers beyond a double (``1e400``) as infinity. Flagged lines are decided by Python.
+#: reads numbers beyond a double (``1e400``) as infinity (a number token with a 3-digit exponent,
+#: not hex text such as ``"8be970"``). Flagged lines are decided by Python.
 #: Not caught: an object followed by ``,``/``}``/``]`` and more (docs/deviations.md).
 _LAX = (
     "(NOT regexp_like(_doc, '[}][ \\t\\r]*$') OR regexp_like(_doc, '[}][ \\t\\r]*[{]') "
-    "OR regexp_like(_doc, '[0-9][eE][+-]?0*[0-9]{3}|[0-9]{309}'))"
+    "OR regexp_like(_doc, '[:,\\\\[][ \\t\\r]*-?[0-9]+([.][0-9]+)?[eE][+-]?0*[0-9]{3}|[0-9]{309}'))"
 )
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
           "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50}
