@@ -245,6 +245,23 @@ def test_escaped_and_dotted_spellings_match(tmp_path: Path) -> None:
     assert got == python_reference(compile_query(q), [path], QueryOptions(size=20))
 
 
+def test_dotted_key_spelled_with_escapes_is_decided_by_python(tmp_path: Path) -> None:
+    """``{"\\u0063ustom\\u002etag": 0}`` is the dotted key ``custom.tag`` once decoded; the
+    raw-text check for dotted keys missed it, so SQL said ``custom.tag == null`` (found by
+    hypothesis: the Python engine reads the dotted key and says no)."""
+    lines = [
+        '{"@timestamp":"2026-11-29T14:07:54.517Z","n":1,"\\u0063ustom\\u002etag":0}',
+        '{"@timestamp":"2026-11-29T14:07:55.517Z","n":2,"custo\\u006d.tag":0}',
+        '{"@timestamp":"2026-11-29T14:07:56.517Z","n":3,"custom":{"tag":null}}',
+        '{"@timestamp":"2026-11-29T14:07:57.517Z","n":4,"other":"x"}',
+    ]
+    path = _write(tmp_path / "k.ndjson", lines)
+    for q in ("any where custom.tag == null", "any where custom.tag == 0"):
+        got = sdb.run(q, [path], QueryOptions(size=20))
+        assert got == python_reference(compile_query(q), [path], QueryOptions(size=20)), q
+    assert [d["n"] for d in sdb.run("any where custom.tag == 0", [path], QueryOptions(size=20))] == [1, 2]
+
+
 def test_input_order_survives_the_line_filter(tmp_path: Path) -> None:
     """Equal timestamps: results come in file order, then line order of the original files
     (skipped lines in between and across files, gzip with and without a .gz name)."""

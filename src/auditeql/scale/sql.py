@@ -127,7 +127,11 @@ def dotted_key_check(d: Dialect, paths: Sequence[str]) -> str:
     if not keys:
         return FALSE
     alternation = "|".join("".join(_re_char(c) for c in k) for k in keys)
-    pattern = '"(?:' + alternation + ')"'
+    # a key written with escapes (``"\u0063ustom\u002etag"``) spells its name only once decoded:
+    # any key holding an escape is checked by Python (found by the generated NDJSON lines)
+    q, bs, ws = r"\x{22}", r"\x{5c}", r"[\x{20}\x{09}\x{0a}\x{0d}]"
+    escaped_key = f"{q}[^{q}{bs}]*(?:{bs}.[^{q}{bs}]*)+{q}{ws}*:"
+    pattern = '"(?:' + alternation + ')"|' + escaped_key
     if d.name == "duckdb":
         return f"regexp_matches(_doc, {d.quote(pattern)})"
     return f"(_doc RLIKE {d.quote(pattern)})"
