@@ -8,7 +8,6 @@ documents are then handed to the engine as Arrow record batches in the pinned sc
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,20 +54,21 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
 
 
 def sniff(path: str) -> str:
-    """``"parquet"``, ``"ndjson"`` or ``"other"`` (raw audit log or stdin) from the first bytes."""
+    """``"parquet"``, ``"ndjson"`` or ``"other"`` (raw audit log, stdin, empty file): Parquet by
+    its magic bytes, the rest by the rule every reader shares (:mod:`auditeql.sources.sniff`)."""
     if path == "-":
         return "other"
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a directory; give the files (a glob such as '{path}/*.parquet' works)")
+    from auditeql.sources import sniff as _sniff
+
     with open(path, "rb") as fh:
         head = fh.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    opener = gzip.open if head[:2] == b"\x1f\x8b" else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
-        chunk = fh.read(4096)
-    stripped = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return "ndjson" if stripped[:1] == b"{" else "other"
+        if head == b"PAR1":
+            return "parquet"
+        fh.seek(0)
+        kind = _sniff.kind_of_reads(lambda: fh.read(1 << 16))
+    return "ndjson" if kind == "ndjson" else "other"
 
 
 def classify(paths: Sequence[str]) -> Inputs:

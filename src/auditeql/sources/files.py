@@ -6,7 +6,8 @@ accepts the same inputs:
 * plain or gzip-compressed files (detected by their magic bytes, not their name), ``-`` for stdin,
   and globs (``/var/log/audit/audit.log*``);
 * each file is raw audit (``type=… msg=audit(…)``, with or without ``node=``) or ECS NDJSON,
-  decided from its first non-empty line (``{`` = NDJSON);
+  decided by the kind of most of its first lines (:mod:`auditeql.sources.sniff`: an export cut
+  in the middle of a line is still NDJSON);
 * an auditd rotated set (``audit.log audit.log.1 audit.log.2.gz``) given in any order is read
   oldest first (highest number first, the live file last), and all raw files go through one
   normalizer, so an event cut by a rotation is still one document.
@@ -22,7 +23,6 @@ import io
 import itertools
 import re
 import sys
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -32,7 +32,7 @@ import orjson
 from auditeql.audit.host import HostInfo
 from auditeql.audit.pipeline import KeepFn, KeepPolicy, Normalizer
 
-from . import pipes
+from . import pipes, sniff
 
 _ROTATED = re.compile(r"^(?P<base>.*?)(?:\.(?P<num>\d+))?(?:\.gz)?$")
 
@@ -97,9 +97,10 @@ def _open(path: str) -> BinaryIO:
 
 
 def input_kind(path: str) -> str:
-    """``"audit"``, ``"ndjson"`` or ``"empty"`` from the first non-blank bytes, without consuming
-    anything (stdin is peeked; a pipe registered by :func:`auditeql.sources.pipes.prepared` keeps
-    what was read to look). Unreadable paths are ``"ndjson"``: the NDJSON reader reports them.
+    """``"audit"``, ``"ndjson"`` or ``"empty"`` by :mod:`auditeql.sources.sniff`'s rule (the lines
+    of the first 64 KiB, decompressed), without consuming anything (stdin is peeked; a pipe
+    registered by :func:`auditeql.sources.pipes.prepared` keeps what was read to look).
+    Unreadable paths are ``"ndjson"``: the NDJSON reader reports them.
     """
     if pipes.registered(path):
         try:
@@ -108,33 +109,25 @@ def input_kind(path: str) -> str:
             return "ndjson"
     try:
         if path == "-":
-            head = sys.stdin.buffer.peek(1 << 16)[: 1 << 16]
-        else:
-            with open(path, "rb") as fh:
-                head = fh.read(1 << 16)
+            head = sys.stdin.buffer.peek(sniff.HEAD_LIMIT)[: sniff.HEAD_LIMIT]
+            return sniff.kind_of(head, eof=False)
+        with open(path, "rb") as fh:
+            return sniff.kind_of_reads(lambda: fh.read(1 << 16))
     except (OSError, ValueError):
         return "ndjson"
-    if head[:2] == b"\x1f\x8b":
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 1 << 16)
-        except zlib.error:
-            return "ndjson"
-    stripped = head.lstrip()
-    if not stripped:
-        return "empty"
-    return "ndjson" if stripped[:1] == b"{" else "audit"
 
 
 def _sniff(stream: IO[bytes]) -> tuple[str, list[bytes]]:
-    """("ndjson" | "audit" | "empty", the lines consumed while looking)."""
+    """("ndjson" | "audit" | "empty", the lines consumed while looking), by
+    :mod:`auditeql.sources.sniff`'s rule over the (decompressed) lines."""
     consumed: list[bytes] = []
+    sniffer = sniff.Sniffer()
     for line in stream:
         consumed.append(line)
-        stripped = line.strip()
-        if not stripped:
-            continue
-        return ("ndjson" if stripped.startswith(b"{") else "audit"), consumed
-    return "empty", consumed
+        kind = sniffer.feed(line)
+        if kind is not None:
+            return kind, consumed
+    return sniffer.finish(eof=True), consumed
 
 
 def _chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:

@@ -92,9 +92,15 @@ def plain_ndjson(path: str) -> bool:
             return False  # a pipe (`<(zcat …)`) must not lose its first bytes to a peek
         with open(path, "rb") as fh:
             head = fh.read(4096)
+            if head.lstrip()[:1] != b"{":
+                return False
+            # (a raw audit log under a garbage `{` line is not NDJSON: the shared rule decides)
+            from auditeql.sources.sniff import kind_of
+
+            more = fh.read(1 << 16)
+            return kind_of(head + more, eof=len(head) < 4096 or len(more) < 1 << 16) == "ndjson"
     except OSError:
         return False
-    return head.lstrip()[:1] == b"{"
 
 
 def _readable_back(paths: Sequence[str]) -> bool:

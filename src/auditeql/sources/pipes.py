@@ -43,13 +43,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+from . import sniff
+
 #: Bytes of a spooled input kept in memory before the spool moves to a file in ``$TMPDIR``.
 SPOOL_MEMORY = 64 << 20
 #: Environment variable overriding :data:`SPOOL_MEMORY` (bytes; tests lower it).
 SPOOL_MEMORY_ENV = "AUDITEQL_SPOOL_MEMORY"
-#: The kind of an input is decided from its first non-blank byte; an input that shows none in this
-#: many bytes (compressed or not) is taken as raw audit (readers skip blank lines either way).
-HEAD_LIMIT = 1 << 20
+#: The kind of an input is decided from its first lines (:mod:`auditeql.sources.sniff`); an input
+#: that shows no non-blank byte in this many bytes (compressed or not) is taken as raw audit
+#: (readers skip blank lines either way).
+HEAD_LIMIT = sniff.HEAD_LIMIT
 _READ = 1 << 20
 
 #: ``spool(kind, gzip) -> bool``: whether an input of this kind is worth copying to be read as a file.
@@ -108,32 +111,33 @@ class _Entry:
         return data
 
     def look(self) -> tuple[str, bool]:
-        """``(kind, gzip)`` from the first non-blank byte (decompressed), as ``files.input_kind``."""
+        """``(kind, gzip)`` by :mod:`auditeql.sources.sniff`'s rule (decompressed), as
+        ``files.input_kind``; reads only until the kind is decided."""
         if self.kind is None:
-            try:
-                first = self._first_byte()
-            except zlib.error:
-                first = b"{"  # damaged gzip: the NDJSON reader reports it, as for a file
-            self.kind = "empty" if first is None else "ndjson" if first == b"{" else "audit"
+            self.kind = self._sniff()
         return self.kind, self.gzip
 
-    def _first_byte(self) -> bytes | None:
-        inflater: _Inflater | None = None
+    def _sniff(self) -> str:
+        sniffer = sniff.Sniffer()
+        inflater: sniff.Inflater | None = None
         checked = 0
         while True:
             if len(self.head) >= 2 or self.eof:
                 if checked == 0 and self.head[:2] == b"\x1f\x8b":
                     self.gzip = True
-                    inflater = _Inflater()
-                new = self.head[checked:]
+                    inflater = sniff.Inflater()
+                new = bytes(self.head[checked:])
                 checked = len(self.head)
-                first = inflater.first(new) if inflater is not None else new.lstrip()[:1]
-                if first:
-                    return first
+                try:
+                    for piece in inflater.feed(new) if inflater is not None else (new,):
+                        if sniffer.feed(piece) is not None:
+                            return sniffer.kind  # type: ignore[return-value]
+                except zlib.error:  # damaged gzip: the NDJSON reader reports it, as for a file
+                    return sniffer.finish(eof=False) if sniffer.first is not None else "ndjson"
                 if self.eof:
-                    return None
-                if len(self.head) >= HEAD_LIMIT:
-                    return b"?"  # blank as far as we look: raw audit (blank lines are skipped anyway)
+                    return sniffer.finish(eof=True)
+                if len(self.head) >= HEAD_LIMIT and sniffer.first is None:
+                    return "audit"  # blank as far as we look: raw audit (blank lines are skipped anyway)
             self.head += self.read(_READ)
 
     def take_stream(self) -> BinaryIO:
@@ -160,26 +164,6 @@ class _Entry:
                 self.source.close()
             except OSError:
                 pass
-
-
-class _Inflater:
-    """The first non-blank byte of gzip data fed in pieces, decompressing a bounded amount at a time."""
-
-    def __init__(self) -> None:
-        self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-    def first(self, data: bytes) -> bytes | None:
-        while data:
-            out = self.z.decompress(data, 1 << 16)
-            first = out.lstrip()[:1]
-            if first:
-                return first
-            if self.z.eof:  # a member ended: the next one starts in unused_data
-                data = self.z.unused_data
-                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            else:
-                data = self.z.unconsumed_tail
-        return None
 
 
 class _Chain(io.RawIOBase):
