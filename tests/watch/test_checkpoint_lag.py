@@ -131,7 +131,10 @@ def test_checkpoint_stays_close_behind_the_reader_on_a_log_that_never_pauses(tmp
     try:
         src = _Measured(Normalizer("auditd-manager", HostInfo.fixed({"id": "lag-host", "os": {"type": "linux"}})), str(log), checkpoint_path=str(cp), from_start=True)
         with open(tmp_path / "alerts.ndjson", "wb") as out:
+            # resume_margin_ms=0: the soak-stamped copies pack 80 s of events into 80 ms, so the
+            # margin (event time) would be copies of reading; this measures the buffer logic
             runner = LiveRunner(src, seed, config=WatchConfig(fmt="ndjson", alert_out=out, health_interval=0,
+                                                               resume_margin_ms=0,
                                                                stderr=io.StringIO()))
             started = time.monotonic()
             runner.run(max_seconds=seconds)
@@ -189,6 +192,7 @@ def test_no_checkpoint_passes_an_event_a_sequence_rule_still_holds(tmp_path: Pat
                         str(log), checkpoint_path=str(cp), from_start=True)
         with open(tmp_path / "alerts.ndjson", "wb") as out:
             runner = LiveRunner(src, rules, config=WatchConfig(fmt="ndjson", alert_out=out, health_interval=0,
+                                                               resume_margin_ms=0,  # the buffers alone
                                                                stderr=io.StringIO()))
             plain = src.checkpoint
 
@@ -231,3 +235,59 @@ def test_no_checkpoint_passes_an_event_a_sequence_rule_still_holds(tmp_path: Pat
             assert saved <= starts[serial], (
                 f"checkpoint at {saved:,} is past event {serial} (starts at {starts[serial]:,}), "
                 "which a sequence rule still held: a SIGKILL would lose it")
+
+
+def test_checkpoint_trails_the_newest_event_by_the_resume_margin(tmp_path: Path) -> None:
+    """With the default margin, every saved position lies before every event of the last
+    ``resume_margin_ms`` of event time read: a partial match quicker than that (the seed rule's
+    execve, socket and connect) is read again whole after a SIGKILL, since the engines' partial
+    matches are not saved with the position."""
+    if not CORPUS.exists():
+        pytest.skip(f"LOUD SKIP: the recording {CORPUS} is absent; the resume margin was not checked")
+    import re
+
+    seed = [r for r in builtin_rules() if r.name.startswith("Potential Reverse Shell via UDP")]
+    log, cp = tmp_path / "audit.log", tmp_path / "cp.json"
+    log.touch()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(CORPUS), str(log), "9", "3000000"],
+                              stdout=subprocess.PIPE, text=True)
+    saves: list[tuple[int, float]] = []  # (saved offset, the stream clock when it was saved)
+    try:
+        src = _Measured(Normalizer("auditd-manager", HostInfo.fixed({"id": "lag-host", "os": {"type": "linux"}})),
+                        str(log), checkpoint_path=str(cp), from_start=True)
+        with open(tmp_path / "alerts.ndjson", "wb") as out:
+            config = WatchConfig(fmt="ndjson", alert_out=out, health_interval=0, stderr=io.StringIO())
+            assert config.resume_margin_ms == 500
+            runner = LiveRunner(src, seed, config=config)
+            plain = src.checkpoint
+
+            def noting(force: bool = False, **kw) -> None:
+                before = src.checkpoints_written
+                plain(force, **kw)
+                if src.checkpoints_written != before and not force:
+                    saves.append((src.saved[-1][1], runner.stream_now_ms()))
+
+            src.checkpoint = noting  # type: ignore[method-assign]
+            runner.run(max_seconds=6.0)
+        src.close()
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+    assert len(saves) >= 2, f"only {len(saves)} checkpoints written in 6 s of a busy log"
+    header = re.compile(rb"msg=audit\((\d+)\.(\d+):")
+    times: list[tuple[int, int]] = []  # (offset of the line, its event time in ms)
+    offset = 0
+    with open(log, "rb") as fh:
+        for line in fh:
+            m = header.search(line)
+            if m:
+                times.append((offset, int(m.group(1)) * 1000 + int(m.group(2))))
+            offset += len(line)
+    for saved, now_ms in saves:
+        newest_before = max((t for off, t in times if off < saved), default=None)
+        if newest_before is None:
+            continue
+        assert newest_before <= now_ms - 500, (
+            f"checkpoint at {saved:,} holds an event of {newest_before} ms, within 500 ms of the "
+            f"newest read ({now_ms:.0f} ms): a partial match there would not be read again")
+    assert any(saved > 0 for saved, _ in saves), "no position was ever saved past the start"

@@ -73,6 +73,10 @@ def rule_signature(rule: Rule) -> tuple[Any, ...]:
 class WatchConfig:
     fmt: str = "table"  # "table" | "ndjson"
     reorder_ms: int = 500
+    #: a saved read position also trails the newest event read by this much event time, so that
+    #: after a restart the partial matches of quick rules (the seed rule's execve, socket and
+    #: connect come within milliseconds) are read again and completed; 0 turns it off
+    resume_margin_ms: int = 500
     health_interval: float = 60.0
     alert_out: IO[bytes] | None = None  # default: stdout
     stderr: TextIO | None = None
@@ -250,15 +254,23 @@ class LiveRunner:
 
         ``newest``: no event pushed so far entered a buffer with a time above it; ``released``:
         no event older than it waits in any buffer (``inf`` when none waits). A read position
-        taken when ``newest`` was N is safe once ``released`` > N. It used to be the stream clock
-        less ``--reorder-ms`` against the newest time read: every position waited for that much
-        *event time*, even when no rule buffers anything (a ``sample``), which on a busy log read
-        behind its writer is many seconds of reading (found by the fast-rotation soak)."""
+        taken when ``newest`` was N is safe once ``released`` > N. On top of the buffers, a
+        position trails the newest event read by ``resume_margin_ms`` of event time (partial
+        matches are not saved with it; a restart reads the margin again). That margin used to be
+        ``--reorder-ms``, and it was the *only* condition, computed after the buffers had moved
+        on; on a log whose events are packed tighter than real time (the soak squeezes 80 s into
+        80 ms) it is many copies of reading, so tests of the buffer logic set it to 0."""
         newest, released = float("-inf"), float("inf")
         for state in self.states:
             oldest, top = state.engine.held_ms()
             released = min(released, oldest)
             newest = max(newest, top)
+        margin = self.config.resume_margin_ms
+        if margin > 0 and self._stream_at is not None:
+            # and trail every event read by the margin (partial samples and sequences are not
+            # saved with the position; those spanning less than the margin are read again)
+            newest = max(newest, self._stream_ms)
+            released = min(released, self.stream_now_ms() - margin)
         return newest, released
 
     def _advance(self) -> None:
