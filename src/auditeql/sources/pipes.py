@@ -38,7 +38,6 @@ import os
 import stat
 import sys
 import tempfile
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -118,27 +117,24 @@ class _Entry:
         return self.kind, self.gzip
 
     def _sniff(self) -> str:
-        sniffer = sniff.Sniffer()
-        inflater: sniff.Inflater | None = None
-        checked = 0
-        while True:
-            if len(self.head) >= 2 or self.eof:
-                if checked == 0 and self.head[:2] == b"\x1f\x8b":
-                    self.gzip = True
-                    inflater = sniff.Inflater()
-                new = bytes(self.head[checked:])
-                checked = len(self.head)
-                try:
-                    for piece in inflater.feed(new) if inflater is not None else (new,):
-                        if sniffer.feed(piece) is not None:
-                            return sniffer.kind  # type: ignore[return-value]
-                except zlib.error:  # damaged gzip: the NDJSON reader reports it, as for a file
-                    return sniffer.finish(eof=False) if sniffer.first is not None else "ndjson"
-                if self.eof:
-                    return sniffer.finish(eof=True)
-                if len(self.head) >= HEAD_LIMIT and sniffer.first is None:
-                    return "audit"  # blank as far as we look: raw audit (blank lines are skipped anyway)
-            self.head += self.read(_READ)
+        """The shared rule over this input's reads; every byte read stays in ``head``."""
+
+        seen = 0
+
+        def read() -> bytes:
+            nonlocal seen
+            if seen == 0:  # the first look: at least the gzip magic (a pipe may give a byte at a time)
+                while not self.eof and len(self.head) < 2:
+                    self.head += self.read(_READ)
+            if len(self.head) == seen and not self.eof:
+                self.head += self.read(_READ)
+            new, seen = bytes(self.head[seen:]), len(self.head)
+            return new
+
+        # blank as far as we look: raw audit (blank lines are skipped anyway)
+        kind = sniff.kind_of_reads(read, blank="audit")
+        self.gzip = self.head[:2] == b"\x1f\x8b"
+        return kind
 
     def take_stream(self) -> BinaryIO:
         """The input from its first byte, once."""

@@ -167,9 +167,12 @@ def kind_of(head: bytes, eof: bool) -> str:
     return kind_of_reads(lambda: pieces.pop() if pieces else b"", eof_after=eof)
 
 
-def kind_of_reads(read: Callable[[], bytes], *, eof_after: bool = True) -> str:
+def kind_of_reads(read: Callable[[], bytes], *, eof_after: bool = True, blank: str | None = None) -> str:
     """The kind of an input given as successive raw reads (``b""`` = the end: decided as a whole
-    input when ``eof_after``, as a cut one otherwise). Reads stop as soon as the kind is decided."""
+    input when ``eof_after``, as a cut one otherwise). Reads stop as soon as the kind is decided.
+    The first read must hold at least two bytes unless the input is shorter (the gzip magic).
+    ``blank``: the verdict for an input still blank after :data:`HEAD_LIMIT` raw bytes (default:
+    decided as it stands, ``"empty"``)."""
     sniffer = Sniffer()
     inflater: Inflater | None = None
     raw = 0
@@ -191,4 +194,4 @@ def kind_of_reads(read: Callable[[], bytes], *, eof_after: bool = True) -> str:
         except zlib.error:
             return sniffer.finish(eof=False) if sniffer.first is not None else "ndjson"
         if raw >= HEAD_LIMIT and sniffer.first is None:
-            return sniffer.finish(eof=False)
+            return blank if blank is not None else sniffer.finish(eof=False)
